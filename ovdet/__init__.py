@@ -1,0 +1,45 @@
+"""ovdet: open-vocabulary object detection. Free-text classes, YOLO speed, CLIP text embeddings.
+
+>>> import ovdet
+>>> model = ovdet.load()  # the bundled default model
+>>> results = model.set_classes(["red circle", "purple star"]).predict("image.jpg")
+"""
+
+__version__ = "0.1.0"
+
+from .api import build, list_models, list_weights, load
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    OVDetError,
+    PickleRefusedError,
+    SourceError,
+    UnknownModelError,
+    VocabularyError,
+    WeightsUnavailableError,
+)
+from .model import ModelConfig, OVDetector
+from .results import Result
+from .text import TextEncoder
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "ModelConfig",
+    "OVDetError",
+    "OVDetector",
+    "PickleRefusedError",
+    "Result",
+    "SourceError",
+    "TextEncoder",
+    "UnknownModelError",
+    "VocabularyError",
+    "WeightsUnavailableError",
+    "__version__",
+    "build",
+    "list_models",
+    "list_weights",
+    "load",
+]
