@@ -1,0 +1,123 @@
+"""Shared fixtures: no network, a private cache, a tiny open_clip text tower, tiny detectors, real photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+# before anything imports ultralytics or huggingface_hub: never reach for the network in tests
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+TINY_CLIP = "ovdet-test-tiny"
+TINY_CLIP_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+ASSETS = Path(__import__("ultralytics").__file__).parent / "assets"
+BUS = ASSETS / "bus.jpg"
+ZIDANE = ASSETS / "zidane.jpg"
+
+
+def register_tiny_clip(folder: Path) -> Path:
+    """Register the tiny open_clip config (as a user would with open_clip.add_model_config)."""
+    import open_clip
+
+    path = folder / f"{TINY_CLIP}.json"
+    path.write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(path)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("ovdet-cache")
+    os.environ["OVDET_CACHE"] = str(cache)
+    register_tiny_clip(tmp_path_factory.mktemp("open-clip-configs"))
+    yield
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A fresh, empty embedding cache for one test."""
+    from ovdet.text import DEFAULT_CACHE
+
+    monkeypatch.setenv("OVDET_CACHE", str(tmp_path / "cache"))
+    DEFAULT_CACHE.clear_memory()
+    yield tmp_path / "cache"
+    DEFAULT_CACHE.clear_memory()
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    from ovdet.text import TextEncoder
+
+    torch.manual_seed(0)
+    return TextEncoder(TINY_CLIP)
+
+
+def calibrate_batchnorm(model: torch.nn.Module, run) -> None:
+    """Set every BatchNorm's statistics to those of one training-mode pass of ``run(model)`` (real photos), so a
+    random-weight model has non-degenerate activations and varied scores; leaves the model in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: after one pass, exactly that batch's statistics
+    model.train()
+    with torch.no_grad():
+        run(model)
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
+
+
+def photo_batch(imgsz: int = 320) -> torch.Tensor:
+    import cv2
+
+    from ovdet.model.preprocess import preprocess
+
+    return preprocess([cv2.imread(str(BUS)), cv2.imread(str(ZIDANE))], (imgsz, imgsz))[0]
+
+
+def make_scorable(model):
+    """Give a random ovdet model real-photo BatchNorm statistics and a zero logit bias (instead of -10), so it
+    produces varied, non-degenerate detections."""
+    gen = torch.Generator().manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(4, model.embed_dim, generator=gen), dim=-1)
+    calibrate_batchnorm(model, lambda m: m(photo_batch(), text))
+    for scorer in model.head.scorers:
+        scorer.bias.data.zero_()
+    return model
+
+
+@pytest.fixture
+def tiny_model(tiny_encoder):
+    import ovdet
+
+    torch.manual_seed(0)
+    model = ovdet.build("ovdet-n", tiny_encoder)
+    return make_scorable(model)
+
+
+@pytest.fixture(scope="session")
+def bus_image() -> np.ndarray:
+    import cv2
+
+    return cv2.imread(str(BUS))
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+    """Run ``python -m ovdet ARGS`` in a fresh process; returns the CompletedProcess."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ovdet", *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300
+    )

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+import torch
+
+from ovdet.errors import VocabularyError
+from ovdet.text import Vocabulary
+
+
+def test_synonyms_are_ensembled_as_the_normalised_mean(tiny_encoder, cache_dir):
+    vocab = Vocabulary.from_classes({"car": ["car", "automobile"], "dog": ["dog"]}, tiny_encoder)
+    emb = tiny_encoder.encode(["car", "automobile", "dog"])
+    expected = torch.nn.functional.normalize(emb[:2].mean(0), dim=0)
+    torch.testing.assert_close(vocab.embeddings[0], expected)
+    torch.testing.assert_close(vocab.embeddings[1], emb[2])
+    assert vocab.names == ("car", "dog") and vocab.prompts == (("car", "automobile"), ("dog",))
+
+
+@pytest.mark.parametrize(
+    "classes, message",
+    [
+        ([], "empty"),
+        ("person,bus", "not the string"),
+        (["a", "a"], "duplicate"),
+        (["ok", ""], "non-empty"),
+        ({"a": []}, "at least one"),
+        (42, "list of names"),
+    ],
+)
+def test_bad_class_lists_are_rejected(tiny_encoder, classes, message):
+    with pytest.raises(VocabularyError, match=message):
+        Vocabulary.from_classes(classes, tiny_encoder)
+
+
+def test_ready_embeddings_are_checked_and_normalised():
+    vocab = Vocabulary.from_embeddings(["a", "b"], np.full((2, 8), 3.0), 8)
+    torch.testing.assert_close(vocab.embeddings.norm(dim=-1), torch.ones(2))
+    with pytest.raises(ValueError, match=r"expected \(2, 8\)"):
+        Vocabulary.from_embeddings(["a", "b"], np.ones((3, 8)), 8)
+    with pytest.raises(VocabularyError, match="NaN"):
+        Vocabulary.from_embeddings(["a"], np.full((1, 8), np.nan), 8)
