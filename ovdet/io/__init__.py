@@ -1,0 +1,1 @@
+"""Conversions between ovdet's types and the outside: drawing, formats, known weights, checkpoint import."""

@@ -1,0 +1,60 @@
+"""Known weights: one table of names a user can pass to ``ovdet.load(name)``.
+
+A bundled entry is a ``save()`` folder shipped in the repository's ``weights/`` (or inside an installed wheel).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WeightsSpec", "KNOWN_WEIGHTS", "DEFAULT_WEIGHTS", "bundled_weights_dirs", "find_bundled"]
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a named model comes from and what it is.
+
+    Attributes:
+        name: The name users pass to ``ovdet.load``.
+        folder: Folder name under a bundled-weights directory, for models shipped with ovdet.
+        url: Download address, for models fetched on demand.
+        sha256: Expected digest of the downloaded file.
+        description: One line for ``ovdet.list_weights()`` and the docs.
+        license: Licence of the weights.
+        meta: Metrics, recipe, and other facts.
+    """
+
+    name: str
+    description: str
+    folder: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    license: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+KNOWN_WEIGHTS: dict[str, WeightsSpec] = {}
+DEFAULT_WEIGHTS: str | None = None
+
+
+def bundled_weights_dirs() -> list[Path]:
+    """Where bundled weights are looked for: ``$OVDET_WEIGHTS``, the source checkout's ``weights/``, the wheel's."""
+    dirs = []
+    if os.environ.get("OVDET_WEIGHTS"):
+        dirs.append(Path(os.environ["OVDET_WEIGHTS"]).expanduser())
+    package = Path(__file__).resolve().parent.parent
+    dirs += [package.parent / "weights", package / "_weights"]
+    return dirs
+
+
+def find_bundled(spec: WeightsSpec) -> Path | None:
+    """The folder of a bundled model, or ``None`` if it is not on this machine."""
+    if spec.folder is None:
+        return None
+    for root in bundled_weights_dirs():
+        if (root / spec.folder / "config.json").is_file():
+            return root / spec.folder
+    return None

@@ -1,0 +1,121 @@
+"""``Result``: the detections of one image, as parallel numpy arrays (supervision's ``Detections`` layout)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Result"]
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Detections in one image (or video frame).
+
+    Attributes:
+        boxes: ``(N, 4)`` float32, xyxy in original-image pixels.
+        scores: ``(N,)`` float32 confidences in [0, 1].
+        class_ids: ``(N,)`` int64 indices into ``names``.
+        names: The vocabulary the image was scored against.
+        orig_shape: ``(h, w)`` of the original image.
+        path: The image file, when the source was one.
+        image: The original BGR image (kept for :meth:`plot`; ``None`` when not kept).
+        source: For streams: which source the frame came from.
+        frame_index: For streams: index of the frame in its source.
+        timestamp: For streams: seconds since the source started (from the decoder when it knows).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    names: tuple[str, ...]
+    orig_shape: tuple[int, int]
+    path: str | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+    source: str | None = None
+    frame_index: int | None = None
+    timestamp: float | None = None
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
+        if not (len(boxes) == len(scores) == len(class_ids)):
+            raise ValueError(
+                f"Result fields disagree in length: boxes {len(boxes)}, scores {len(scores)}, class_ids {len(class_ids)}"
+            )
+        if len(class_ids) and (class_ids.min() < 0 or class_ids.max() >= len(self.names)):
+            raise ValueError(f"class_ids must index names (0..{len(self.names) - 1}), got {class_ids.tolist()}")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "class_ids", class_ids)
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "orig_shape", (int(self.orig_shape[0]), int(self.orig_shape[1])))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, index: slice | np.ndarray | list[int]) -> Result:
+        """A ``Result`` with the selected detections: a slice, a boolean mask or an index array."""
+        if isinstance(index, (int, np.integer)):
+            index = slice(int(index), int(index) + 1 or None)
+        return dataclasses.replace(
+            self, boxes=self.boxes[index], scores=self.scores[index], class_ids=self.class_ids[index]
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        """The class name of each detection."""
+        return [self.names[i] for i in self.class_ids]
+
+    def plot(self, image: np.ndarray | None = None, *, line_width: int | None = None) -> np.ndarray:
+        """Draw boxes and labels on a copy of ``image`` (default: the original image) and return it (BGR).
+
+        Raises:
+            ValueError: no image given and none kept.
+        """
+        from .io.draw import draw_detections
+
+        image = self.image if image is None else image
+        if image is None:
+            raise ValueError("this Result holds no image; pass one: result.plot(image)")
+        return draw_detections(image, self, line_width=line_width)
+
+    def save(self, path: str | os.PathLike, image: np.ndarray | None = None) -> str:
+        """Write the annotated image to ``path`` (format from the suffix) atomically; returns the path.
+
+        Raises:
+            ValueError: no image to draw on, or an image format OpenCV cannot write.
+        """
+        import cv2
+
+        from .fileio import atomic_write_bytes
+
+        suffix = os.path.splitext(str(path))[1] or ".jpg"
+        ok, buf = cv2.imencode(suffix, self.plot(image))
+        if not ok:
+            raise ValueError(f"cannot encode an image as '{suffix}'; use .jpg or .png")
+        atomic_write_bytes(path, buf.tobytes())
+        return str(path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: image info and one entry per detection (box xyxy, score, class id, label)."""
+        out: dict[str, Any] = {"path": self.path, "orig_shape": list(self.orig_shape)}
+        for key in ("source", "frame_index", "timestamp"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out["detections"] = [
+            {"box": [round(float(v), 2) for v in box], "score": round(float(s), 5), "class_id": int(c), "label": self.names[c]}
+            for box, s, c in zip(self.boxes, self.scores, self.class_ids)
+        ]
+        return out
+
+    def to_supervision(self) -> Any:
+        """This result as ``supervision.Detections`` (needs ``pip install supervision``)."""
+        from .io.formats import to_supervision
+
+        return to_supervision(self)
