@@ -1,0 +1,41 @@
+"""Config → modules → ``OVDetector``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import ConfigError
+from ..text.encoder import TextEncoder
+from .backbone import CSPDarknet
+from .config import ModelConfig
+from .detector import OVDetector
+from .head import OVHead
+from .neck import PAN
+
+__all__ = ["build_detector"]
+
+
+def build_detector(config: ModelConfig, *, text_encoder: TextEncoder | None = None) -> OVDetector:
+    """Build a detector with random weights from ``config``.
+
+    The text dimension is ``config.embed_dim`` if set, else the text encoder's; the returned model's config has it
+    filled in.
+
+    Raises:
+        ConfigError: neither gives a text dimension, or they disagree.
+    """
+    dim = config.embed_dim
+    if text_encoder is not None:
+        if dim is not None and dim != text_encoder.dim:
+            raise ConfigError(
+                f"config '{config.name}' needs {dim}-d text embeddings but text encoder '{text_encoder.spec}' gives "
+                f"{text_encoder.dim}-d; pick a matching encoder (YOLO-World layouts use ViT-B-32-quickgelu:openai)"
+            )
+        dim = text_encoder.dim
+    if dim is None:
+        raise ConfigError(f"config '{config.name}' sets no embed_dim and no text encoder was given to take it from")
+    config = dataclasses.replace(config, embed_dim=dim)
+    backbone = CSPDarknet(config.scale)
+    neck = PAN(backbone.out_channels, config.scale, config.neck, dim)
+    head = OVHead(neck.out_channels, dim, config.head, backbone.strides)
+    return OVDetector(backbone, neck, head, config=config, text_encoder=text_encoder)

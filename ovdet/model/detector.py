@@ -1,0 +1,278 @@
+"""``OVDetector``: backbone, neck and open-vocabulary head, with its vocabulary as registered state."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import VocabularyError
+from ..images import read_image, resolve_images
+from ..results import Result
+from ..text.encoder import TextEncoder
+from ..text.vocabulary import ClassSpec, Vocabulary
+from .config import ModelConfig
+from .head import HeadOutput
+from .postprocess import decode_boxes, select_detections, unletterbox_boxes
+from .preprocess import check_imgsz, preprocess
+
+__all__ = ["OVDetector"]
+
+logger = logging.getLogger(__name__)
+
+
+class OVDetector(nn.Module):
+    """An open-vocabulary detector: boxes scored against free-text classes.
+
+    Args:
+        backbone: Module returning multi-scale features; must expose ``out_channels`` and ``strides``.
+        neck: Module ``(feats, text) -> feats``; must expose ``out_channels``.
+        head: Module ``(feats, text) -> HeadOutput``; must expose ``embed_dim``.
+        config: The architecture config the modules were built from (saved with the model).
+        text_encoder: Encodes class prompts in :meth:`set_classes`; ``None`` allows only ready embeddings.
+
+    The vocabulary lives in the ``class_embeddings`` buffer ``(K, D)`` (saved in ``state_dict``, moved by ``.to()``,
+    resized by :meth:`set_classes`) and in :attr:`names`.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        neck: nn.Module,
+        head: nn.Module,
+        *,
+        config: ModelConfig,
+        text_encoder: TextEncoder | None = None,
+    ):
+        super().__init__()
+        for what, module, attrs in (
+            ("backbone", backbone, ("out_channels", "strides")),
+            ("neck", neck, ("out_channels",)),
+            ("head", head, ("embed_dim",)),
+        ):
+            missing = [a for a in attrs if not hasattr(module, a)]
+            if missing:
+                raise TypeError(f"{what} {type(module).__name__} lacks {', '.join(missing)}")
+        if tuple(neck.out_channels) != tuple(getattr(head, "in_channels", neck.out_channels)):
+            raise TypeError(f"neck gives {neck.out_channels} channels but the head expects {head.in_channels}")
+        if text_encoder is not None and text_encoder.dim != head.embed_dim:
+            raise ValueError(
+                f"text encoder '{text_encoder.spec}' gives {text_encoder.dim}-d embeddings but the head expects "
+                f"{head.embed_dim}-d"
+            )
+        self.backbone, self.neck, self.head = backbone, neck, head
+        self.config = config
+        self.text_encoder = text_encoder
+        self.metadata: dict[str, Any] = {}  # provenance etc., saved in config.json
+        self.register_buffer("class_embeddings", torch.zeros(0, head.embed_dim))
+        self._names: tuple[str, ...] = ()
+        self._prompts: tuple[tuple[str, ...], ...] = ()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def names(self) -> list[str]:
+        """The class names of the current vocabulary (empty before :meth:`set_classes`)."""
+        return list(self._names)
+
+    @property
+    def prompts(self) -> dict[str, list[str]]:
+        """Each class's prompts, as given to :meth:`set_classes`."""
+        return {n: list(p) for n, p in zip(self._names, self._prompts)}
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.head.embed_dim)
+
+    @property
+    def stride(self) -> int:
+        return int(max(self.backbone.strides))
+
+    @property
+    def device(self) -> torch.device:
+        return self.class_embeddings.device
+
+    # ------------------------------------------------------------------ tensors in, tensors out
+    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> HeadOutput:
+        """Raw outputs for a batch.
+
+        Args:
+            images: ``(B, 3, H, W)`` RGB in [0, 1], H and W multiples of :attr:`stride`.
+            text_embeddings: ``(K, D)`` shared by the batch, or ``(B, K, D)`` per image.
+        """
+        if text_embeddings.ndim == 2:
+            text_embeddings = text_embeddings.unsqueeze(0)
+        text = text_embeddings.to(images.dtype).expand(images.shape[0], -1, -1)
+        feats = self.backbone(images)
+        feats = self.neck(feats, text)
+        return self.head(feats, text)
+
+    # ------------------------------------------------------------------ vocabulary
+    def set_classes(self, classes: ClassSpec, embeddings: Any = None) -> OVDetector:
+        """Set the vocabulary the detector scores boxes against; returns ``self``.
+
+        Args:
+            classes: Class names, or a dict name → prompts (synonyms, templates); a class with several prompts is
+                embedded as their re-normalised mean.
+            embeddings: Optional ``(len(classes), D)`` array or tensor used instead of the text encoder.
+
+        Raises:
+            VocabularyError: empty or duplicate names, an embeddings shape other than ``(len(classes), D)``, or no
+                text encoder and no embeddings.
+            WeightsUnavailableError: prompts not in the cache need text-encoder weights that cannot be downloaded.
+        """
+        if embeddings is not None:
+            vocab = Vocabulary.from_embeddings(classes, embeddings, self.embed_dim)
+        elif self.text_encoder is None:
+            raise VocabularyError("this model has no text encoder; pass embeddings=... to set_classes")
+        else:
+            vocab = Vocabulary.from_classes(classes, self.text_encoder, device=self.device)
+        self.set_vocabulary(vocab)
+        return self
+
+    def set_vocabulary(self, vocab: Vocabulary) -> None:
+        """Install a ready :class:`Vocabulary` (names, prompts and embeddings)."""
+        if vocab.embeddings.shape[-1] != self.embed_dim:
+            raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
+        self.class_embeddings = vocab.embeddings.to(self.class_embeddings)
+        self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
+        # the vocabulary may have any size: take the saved one's shape instead of failing on a mismatch
+        saved = state_dict.get(prefix + "class_embeddings")
+        if saved is not None and saved.shape != self.class_embeddings.shape:
+            self.class_embeddings = torch.empty_like(saved, device=self.class_embeddings.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------ images in, results out
+    def predict(
+        self,
+        source: Any,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        multi_label: bool = False,
+        batch: int = 8,
+        keep_images: bool = True,
+    ) -> list[Result]:
+        """Detect the vocabulary's classes in images.
+
+        Args:
+            source: An image path, a folder, a glob, a BGR ``uint8`` array (as OpenCV gives), a PIL image, or a list
+                of these.
+            conf: Minimum score of a detection.
+            iou: IoU above which NMS suppresses the lower-scored of two boxes of one class.
+            imgsz: Inference size (a multiple of 32, or ``(h, w)``); ``None`` = the model's own (``config.imgsz``).
+            max_det: Maximum detections per image.
+            agnostic: NMS across classes instead of per class.
+            multi_label: Let one box carry several classes above ``conf`` (for mAP evaluation).
+            batch: Images per forward pass.
+            keep_images: Keep each original image in its ``Result`` (needed by ``Result.plot``).
+
+        Returns:
+            One :class:`Result` per image, in source order.
+
+        Raises:
+            VocabularyError: :meth:`set_classes` was never called.
+            SourceError: a missing, unreadable or unsupported source.
+        """
+        return list(
+            self.predict_iter(
+                source, conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, agnostic=agnostic,
+                multi_label=multi_label, batch=batch, keep_images=keep_images,
+            )
+        )  # fmt: skip
+
+    def predict_iter(
+        self,
+        source: Any,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        multi_label: bool = False,
+        batch: int = 8,
+        keep_images: bool = True,
+    ) -> Iterator[Result]:
+        """Like :meth:`predict`, but yields results one by one, reading images only as they are needed."""
+        self._check_predict_args(conf, iou, max_det, batch)
+        items = resolve_images(source)
+        size = check_imgsz(imgsz if imgsz is not None else self.config.imgsz, self.stride)
+        for start in range(0, len(items), batch):
+            decoded = [read_image(item) for item in items[start : start + batch]]
+            images = [im for im, _ in decoded]
+            results = self.detect(
+                images, conf=conf, iou=iou, imgsz=size, max_det=max_det, agnostic=agnostic, multi_label=multi_label
+            )
+            for result, (image, path) in zip(results, decoded):
+                yield dataclasses.replace(result, path=path, image=image if keep_images else None)
+
+    def _check_predict_args(self, conf: float, iou: float, max_det: int, batch: int) -> None:
+        if not self._names:
+            raise VocabularyError(
+                "no classes set: call model.set_classes(['person', 'bus', ...]) before predicting"
+            )
+        if not 0 <= conf <= 1 or not 0 <= iou <= 1:
+            raise ValueError(f"conf and iou must be in [0, 1], got conf={conf}, iou={iou}")
+        if max_det < 1 or batch < 1:
+            raise ValueError(f"max_det and batch must be >= 1, got max_det={max_det}, batch={batch}")
+
+    @torch.inference_mode()
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        multi_label: bool = False,
+    ) -> list[Result]:
+        """One batched forward pass over decoded BGR ``uint8`` images; the core of :meth:`predict` and streams.
+
+        The returned results keep no image and no path; callers attach what they know.
+        """
+        self._check_predict_args(conf, iou, max_det, 1)
+        size = check_imgsz(imgsz if imgsz is not None else self.config.imgsz, self.stride)
+        was_training = self.training
+        self.eval()
+        try:
+            batch, letterboxes = preprocess(list(images), size, stride=self.stride, device=self.device)
+            out = self(batch.to(self.class_embeddings.dtype), self.class_embeddings)
+            boxes = decode_boxes(out)  # (B, A, 4) in input pixels
+            scores = out.class_logits.sigmoid()  # (B, K, A)
+        finally:
+            self.train(was_training)
+        results = []
+        for i, info in enumerate(letterboxes):
+            b, s, c = select_detections(
+                boxes[i], scores[i], conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, multi_label=multi_label
+            )
+            b = unletterbox_boxes(b.float(), info)
+            results.append(Result(b.cpu().numpy(), s.float().cpu().numpy(), c.cpu().numpy(), self._names, info.orig_shape))
+        return results
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | os.PathLike) -> str:
+        """Write ``model.safetensors`` + ``config.json`` to ``folder`` atomically (see :mod:`ovdet.model.serialization`).
+
+        Returns the folder path. No pickle is written; ``ovdet.load(folder)`` restores the model and its vocabulary.
+        """
+        from .serialization import save_detector
+
+        return save_detector(self, folder)

@@ -1,0 +1,80 @@
+"""The open-vocabulary head: per level, a DFL box branch and a region-embedding branch scored against text."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Conv
+from ultralytics.nn.modules.block import BNContrastiveHead, ContrastiveHead
+from ultralytics.utils.tal import make_anchors
+
+from .config import HeadConfig
+
+__all__ = ["OVHead", "HeadOutput"]
+
+
+class HeadOutput(NamedTuple):
+    """Raw detector outputs, the same in training and inference.
+
+    Attributes:
+        box_logits: ``(B, 4 * reg_max, A)`` distribution logits of the left, top, right, bottom distances (in strides)
+            for the A anchors of all levels, P3 first.
+        class_logits: ``(B, K, A)`` region–text logits for the K classes of the vocabulary.
+        anchors: ``(A, 2)`` anchor centres (x, y) in grid units of their level (cell index + 0.5).
+        strides: ``(A, 1)`` stride of each anchor's level, in input pixels.
+    """
+
+    box_logits: torch.Tensor
+    class_logits: torch.Tensor
+    anchors: torch.Tensor
+    strides: torch.Tensor
+
+
+class OVHead(nn.Module):
+    """YOLO-World's head: ``cv2``-style box branches, ``cv3``-style embedding branches, contrastive scorers.
+
+    Args:
+        in_channels: Channels of each input level.
+        embed_dim: Text-embedding dimension D; the embedding branch ends in a 1×1 conv to D.
+        config: reg_max, normalisation variant and embedding-branch width.
+        strides: Stride of each level.
+    """
+
+    def __init__(self, in_channels: tuple[int, ...], embed_dim: int, config: HeadConfig, strides: tuple[int, ...]):
+        super().__init__()
+        if len(in_channels) != len(strides):
+            raise ValueError(f"{len(in_channels)} input levels but {len(strides)} strides")
+        self.in_channels = tuple(in_channels)
+        self.reg_max = config.reg_max
+        self.embed_dim = embed_dim
+        self.register_buffer("level_strides", torch.tensor(strides, dtype=torch.float32), persistent=False)
+        c_box = max(16, in_channels[0] // 4, config.reg_max * 4)
+        c_emb = config.embed_channels or max(in_channels[0], 80)
+        self.box_branch = nn.ModuleList(
+            nn.Sequential(Conv(c, c_box, 3), Conv(c_box, c_box, 3), nn.Conv2d(c_box, 4 * config.reg_max, 1))
+            for c in in_channels
+        )
+        self.embed_branch = nn.ModuleList(
+            nn.Sequential(Conv(c, c_emb, 3), Conv(c_emb, c_emb, 3), nn.Conv2d(c_emb, embed_dim, 1)) for c in in_channels
+        )
+        self.scorers = nn.ModuleList(
+            BNContrastiveHead(embed_dim) if config.norm == "batchnorm" else ContrastiveHead() for _ in in_channels
+        )
+        for branch in self.box_branch:  # as YOLO-World's WorldDetect.bias_init
+            nn.init.constant_(branch[-1].bias, 1.0)
+
+    def forward(self, feats: list[torch.Tensor], text: torch.Tensor) -> HeadOutput:
+        """``feats``: per-level ``(B, C_i, H_i, W_i)``; ``text``: ``(B, K, D)`` embeddings."""
+        b = feats[0].shape[0]
+        boxes = torch.cat([branch(x).view(b, 4 * self.reg_max, -1) for branch, x in zip(self.box_branch, feats)], 2)
+        logits = torch.cat(
+            [
+                scorer(branch(x), text).view(b, text.shape[1], -1)  # (B, K, H_i * W_i)
+                for branch, scorer, x in zip(self.embed_branch, self.scorers, feats)
+            ],
+            2,
+        )
+        anchors, strides = make_anchors(feats, self.level_strides, 0.5)
+        return HeadOutput(boxes, logits, anchors, strides)

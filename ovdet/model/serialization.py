@@ -1,0 +1,154 @@
+"""A saved detector is a folder: ``model.safetensors`` and ``config.json``. No pickle is written or read.
+
+``model.safetensors`` holds the detector's state dict (the vocabulary embeddings ``class_embeddings`` included) and,
+when the text encoder cannot be re-created from its spec alone (random weights, a config registered in-process, a
+local file), its text tower under ``text_tower.``. ``config.json`` holds the format version, the architecture, the
+text encoder (spec, identity key, dimension, and the open_clip config of a carried tower), the vocabulary names and
+prompts, the preprocessing and free-form metadata. The folder is written to a temporary sibling and swapped in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CheckpointError, ConfigError
+from ..fileio import atomic_folder
+from ..text.encoder import TextEncoder
+from ..text.vocabulary import Vocabulary
+from .config import ModelConfig
+
+if TYPE_CHECKING:
+    from .detector import OVDetector
+
+__all__ = ["FORMAT_VERSION", "save_detector", "load_detector", "read_config"]
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+_TOWER_PREFIX = "text_tower."
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def save_detector(model: OVDetector, folder: str | os.PathLike, *, metadata: dict[str, Any] | None = None) -> str:
+    """Write ``model`` to ``folder`` (replacing what is there, atomically); returns the folder path.
+
+    Args:
+        model: The detector.
+        folder: Destination folder.
+        metadata: Extra JSON-serialisable information to record (provenance, metrics, ...); merged over what the
+            model already carries in ``model.metadata``.
+    """
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    encoder = model.text_encoder
+    text_info: dict[str, Any] | None = None
+    if encoder is not None:
+        text_info = {"spec": encoder.spec, "key": encoder.key, "dim": encoder.dim, "carried": encoder.travels}
+        if encoder.travels:
+            text_info["open_clip_config"] = encoder.model_config
+            text_info["tokenizer"] = encoder.tokenizer_name
+            tensors.update({_TOWER_PREFIX + k: v for k, v in encoder.carried_state().items()})
+    config = {
+        "format_version": FORMAT_VERSION,
+        "ovdet_version": _version(),
+        "model": model.config.to_dict(),
+        "text_encoder": text_info,
+        "vocabulary": {"names": model.names, "prompts": [list(p) for p in model.prompts.values()]},
+        "preprocess": {"letterbox": "ultralytics", "pad_value": 114, "stride": model.stride, "input": "RGB / 255"},
+        "metadata": {**getattr(model, "metadata", {}), **(metadata or {})},
+    }
+    json.dumps(config)  # fail before touching the folder if metadata is not JSON-serialisable
+    with atomic_folder(folder) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return str(folder)
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a saved model folder, checked for a readable format version.
+
+    Raises:
+        CheckpointError: no such folder, no config, unreadable JSON, or a format newer than this ovdet reads.
+    """
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder {folder} does not exist")
+    if not path.is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise CheckpointError(
+            f"{folder} is not a saved ovdet model: it needs {CONFIG_FILE} and {WEIGHTS_FILE} (written by model.save())"
+        )
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path} has no format_version; it was not written by ovdet")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{folder} has format version {version}, newer than this ovdet reads ({FORMAT_VERSION}); upgrade ovdet"
+        )
+    return config
+
+
+def load_detector(folder: str | os.PathLike, *, device: str = "cpu") -> OVDetector:
+    """Rebuild a detector saved by :func:`save_detector`, with its vocabulary and text encoder.
+
+    Raises:
+        CheckpointError: missing files, an unsupported format, or weights that do not fit the architecture.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .build import build_detector
+
+    folder = Path(folder)
+    config = read_config(folder)
+    try:
+        model_config = ModelConfig.from_dict(config["model"], source=str(folder / CONFIG_FILE))
+    except (KeyError, ConfigError) as e:
+        raise CheckpointError(f"{folder / CONFIG_FILE} has an invalid model section: {e}") from e
+    try:
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"cannot read {folder / WEIGHTS_FILE}: {e}") from e
+    tower = {k[len(_TOWER_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(_TOWER_PREFIX)}
+
+    text_info = config.get("text_encoder")
+    encoder = None
+    if text_info:
+        if text_info.get("carried"):
+            if not tower:
+                raise CheckpointError(f"{folder} says its text tower travels with it, but {WEIGHTS_FILE} lacks it")
+            encoder = TextEncoder.from_tower(
+                text_info["spec"], text_info["key"], text_info["open_clip_config"], tower,
+                tokenizer_name=text_info.get("tokenizer"),
+            )  # fmt: skip
+        else:
+            encoder = TextEncoder(text_info["spec"])
+    model = build_detector(model_config, text_encoder=encoder)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"weights in {folder} do not fit its architecture: {str(e)[:500]}") from e
+    vocab = config.get("vocabulary") or {}
+    names = vocab.get("names", [])
+    if len(names) != len(model.class_embeddings):
+        raise CheckpointError(
+            f"{folder}: {len(names)} vocabulary names but {len(model.class_embeddings)} class embeddings"
+        )
+    if names:
+        prompts = vocab.get("prompts") or [[n] for n in names]
+        model.set_vocabulary(Vocabulary(tuple(names), tuple(tuple(p) for p in prompts), model.class_embeddings))
+    model.metadata = dict(config.get("metadata") or {})
+    return model.to(device).eval()
