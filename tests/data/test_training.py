@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from ovdet.data.augment import AugmentConfig, build_transform
+from ovdet.data.datasets import load_dataset_config, load_grounding, load_split
+from ovdet.data.training import TrainingSet, collate
+from tests.fixtures_data import add_grounding, make_coco
+
+NO_AUG = AugmentConfig(mosaic=0, scale=0, translate=0, fliplr=0, hsv_h=0, hsv_s=0, hsv_v=0, blur=0)
+
+
+@pytest.fixture
+def parts(tmp_path):
+    yaml_path = make_coco(tmp_path)
+    add_grounding(tmp_path, yaml_path)
+    data = load_dataset_config(yaml_path)
+    split = load_split(data, "train")
+    prompts = [data.texts.get(n, (n,)) for n in split.names]
+    grounding = load_grounding(data.grounding[0])
+    texts = list(dict.fromkeys([p for ps in prompts for p in ps] + [p for r in grounding for p in r.phrases]))
+    return split, grounding, prompts, {t: i for i, t in enumerate(texts)}
+
+
+def test_samples_are_deterministic_per_seed_and_epoch(parts):
+    split, _, prompts, index = parts
+    ds = TrainingSet(split.records, prompts, index, imgsz=96, augment=AugmentConfig(), seed=3)
+    a, b = ds[2], ds[2]
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["boxes"], b["boxes"])
+    assert a["image"].shape == (3, 96, 96) and a["image"].dtype == torch.uint8
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2]["image"], a["image"])
+
+
+def test_vocabulary_holds_positives_then_negatives(parts):
+    split, _, prompts, index = parts
+    ds = TrainingSet(split.records, prompts, index, imgsz=96, augment=NO_AUG, max_vocab=2)
+    text_of = {i: t for t, i in index.items()}
+    for i, record in enumerate(split.records):
+        sample = ds[i]
+        vocab = [text_of[int(p)] for p in sample["prompts"]]
+        classes = [next(c for c, ps in enumerate(prompts) if t in ps) for t in vocab]
+        positives = list(dict.fromkeys(record.labels.tolist()))
+        assert len(vocab) == 2 and len(set(classes)) == 2
+        if len(positives) <= 2:
+            assert classes[: len(positives)] == positives
+            # every box is labelled with the vocabulary entry of its own class
+            assert [classes[label] for label in sample["labels"].tolist()] == record.labels.tolist()
+
+
+def test_grounding_vocabulary_is_the_captions_phrases(parts):
+    split, grounding, prompts, index = parts
+    ds = TrainingSet(grounding, prompts, index, imgsz=96, augment=NO_AUG)
+    text_of = {i: t for t, i in index.items()}
+    for i, record in enumerate(grounding):
+        assert [text_of[int(p)] for p in ds[i]["prompts"]] == list(record.phrases)
+
+
+def test_collate_pads_vocabularies_with_a_mask(parts):
+    split, grounding, prompts, index = parts
+    ds = TrainingSet(split.records + grounding, prompts, index, imgsz=64, augment=NO_AUG, max_vocab=3)
+    samples = [ds[0], ds[len(split.records)]]
+    batch = collate(samples)
+    k0, k1 = len(samples[0]["prompts"]), len(samples[1]["prompts"])
+    assert batch.prompts.shape == (2, max(k0, k1)) and batch.mask.sum(1).tolist() == [k0, k1]
+    padded = ~batch.mask[1]
+    assert (batch.prompts[1][padded] == batch.prompts[1][0]).all()  # padding repeats a real entry, never a new class
+    assert set(batch.targets[:, 0].tolist()) <= {0.0, 1.0} and batch.targets.shape[1] == 6
+
+
+def test_unreadable_image_is_replaced_not_fatal(parts, tmp_path):
+    split, _, prompts, index = parts
+    open(split.records[0].path, "wb").write(b"broken")
+    ds = TrainingSet(split.records, prompts, index, imgsz=64, augment=NO_AUG)
+    assert ds[0]["image"].shape == (3, 64, 64)
+
+
+def test_augmentation_moves_boxes_with_pixels():
+    image = np.zeros((80, 120, 3), np.uint8)
+    image[20:50, 30:70] = 255
+    config = AugmentConfig(mosaic=0, scale=0.3, translate=0.1, fliplr=1.0, hsv_h=0, hsv_s=0, hsv_v=0, blur=0)
+    t = build_transform(128, config, mosaic=False)
+    for seed in range(5):
+        t.set_random_seed(seed)
+        out = t(image=image, bboxes=np.array([[30, 20, 70, 50]], np.float32), labels=np.array([0]))
+        ys, xs = np.nonzero(out["image"][..., 0] > 127)
+        (box,) = out["bboxes"]
+        np.testing.assert_allclose(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=2)
