@@ -7,9 +7,10 @@ import logging
 import sys
 
 from ..errors import OVDetError
-from . import predict
+from . import eval as eval_command
+from . import predict, train
 
-COMMANDS = [predict]
+COMMANDS = [predict, train, eval_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

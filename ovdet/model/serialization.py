@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,13 @@ def _version() -> str:
     return __version__
 
 
-def save_detector(model: OVDetector, folder: str | os.PathLike, *, metadata: dict[str, Any] | None = None) -> str:
+def save_detector(
+    model: OVDetector,
+    folder: str | os.PathLike,
+    *,
+    metadata: dict[str, Any] | None = None,
+    extra: Callable[[Path], None] | None = None,
+) -> str:
     """Write ``model`` to ``folder`` (replacing what is there, atomically); returns the folder path.
 
     Args:
@@ -45,6 +52,8 @@ def save_detector(model: OVDetector, folder: str | os.PathLike, *, metadata: dic
         folder: Destination folder.
         metadata: Extra JSON-serialisable information to record (provenance, metrics, ...); merged over what the
             model already carries in ``model.metadata``.
+        extra: Called with the temporary folder to add files (e.g. training resume state) that must appear
+            together with the model, in the same atomic swap.
     """
     from safetensors.torch import save_file
 
@@ -70,6 +79,8 @@ def save_detector(model: OVDetector, folder: str | os.PathLike, *, metadata: dic
     with atomic_folder(folder) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if extra is not None:
+            extra(tmp)
     return str(folder)
 
 

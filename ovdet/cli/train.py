@@ -1,0 +1,57 @@
+"""``ovdet train``: train or fine-tune a detector on a dataset YAML (single process, or under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConfigError
+from .common import positive_int
+
+HELP = "train or fine-tune a detector (torchrun --nproc_per_node K -m ovdet train ... for several processes)"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help=HELP, description=HELP)
+    p.add_argument("--data", help="dataset YAML (COCO-json or YOLO-txt splits, optional texts and grounding)")
+    p.add_argument("--model", help="architecture config name/YAML (fresh weights) or a saved model folder (fine-tune)")
+    p.add_argument("--text-encoder", help="text encoder spec for a fresh model (default ViT-B-32-quickgelu:openai)")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--imgsz", type=positive_int)
+    p.add_argument("--batch", type=positive_int, help="images per step, over all processes")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--out", help="run folder (default runs/train)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last/ checkpoint")
+    p.add_argument("--config", metavar="RECIPE", help="a YAML file of training settings (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting, e.g. --set lr0=0.001 --set augment.hsv_h=0 (repeatable)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.settings import load_settings
+    from ..engine.train import resume_settings, train
+
+    flags = {"data": args.data, "model": args.model, "text_encoder": args.text_encoder, "epochs": args.epochs,
+             "imgsz": args.imgsz, "batch": args.batch, "device": args.device, "workers": args.workers,
+             "out": args.out}  # fmt: skip
+    if args.resume:
+        if not args.out:
+            raise ConfigError("--resume needs --out RUN, the run folder to continue")
+        settings = resume_settings(args.out, device=args.device, workers=args.workers, **_pairs(args.set))
+    else:
+        settings = load_settings(args.config, {**flags, **_pairs(args.set)})
+    run_dir = train(settings, resume=args.resume, progress=not args.quiet)
+    print(f"run: {run_dir} (best model: {run_dir / 'best'}, last: {run_dir / 'last'})")
+    return 0

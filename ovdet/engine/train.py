@@ -1,0 +1,308 @@
+"""The training loop. It reads top to bottom: data, model, text table, optimizer, then epochs of steps and checks.
+
+Run folder::
+
+    RUN/settings.yaml    the resolved settings
+    RUN/last/            the latest EMA model (a save() folder) + resume state, swapped in atomically
+    RUN/best/            the EMA model with the best validation fitness (0.1 AP50 + 0.9 AP)
+    RUN/metrics.csv      one row per finished epoch (rewritten from last/'s history, so a resumed run never
+                         duplicates or loses a row)
+    RUN/loss.png, RUN/ap.png
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel (nccl on GPU,
+gloo on CPU), data is split by a DistributedSampler, and only rank 0 validates, logs and writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+
+from ..data.datasets import SplitData, load_dataset_config, load_grounding, load_split
+from ..data.training import TrainingSet, collate
+from ..errors import CheckpointError, ConfigError
+from ..fileio import atomic_write_text
+from ..model.build import build_detector
+from ..model.config import load_config
+from ..model.detector import OVDetector
+from ..model.serialization import load_detector, read_config, save_detector
+from ..text.encoder import TextEncoder
+from .checkpoint import optimizer_state, read_train_state, set_rng_state, write_train_state
+from .ema import ModelEMA
+from .evaluate import evaluate
+from .loss import DetectionLoss
+from .settings import TrainSettings, apply_overrides
+
+__all__ = ["train", "resume_settings"]
+
+logger = logging.getLogger(__name__)
+METRIC_FIELDS = ["epoch", "box", "cls", "dfl", "lr", "AP", "AP50", "fitness", "seconds"]
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def _distributed(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device(device)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return dist.get_rank(), world, dev
+
+
+def _class_prompts(split: SplitData, texts: dict[str, tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return [texts.get(name, (name,)) for name in split.names]
+
+
+def _build_model(settings: TrainSettings) -> OVDetector:
+    path = Path(settings.model)
+    if path.is_dir():
+        read_config(path)  # a clear error if it is not a saved model
+        return load_detector(path)
+    config = load_config(settings.model)
+    return build_detector(config, text_encoder=TextEncoder(settings.text_encoder))
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)  # norms, biases, logit scales: no decay
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_factor(settings: TrainSettings, epoch_float: float) -> float:
+    x = epoch_float / settings.epochs
+    if settings.schedule == "cosine":
+        return ((1 - math.cos(x * math.pi)) / 2) * (settings.lrf - 1) + 1
+    return (1 - x) * (1.0 - settings.lrf) + settings.lrf
+
+
+def _freeze(model: OVDetector, how: str) -> list[nn.Module]:
+    """Freeze parts of the model; returns the frozen modules (kept in eval mode so BatchNorm stays put)."""
+    frozen = {"none": [], "backbone": [model.backbone], "head": [model.backbone, model.neck]}[how]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
+def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+    atomic_write_text(run / "metrics.csv", buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+def resume_settings(run: str | os.PathLike, **overrides: Any) -> TrainSettings:
+    """The settings a run was started with (from ``RUN/last``), with ``overrides`` (e.g. device, workers) on top.
+
+    Raises:
+        CheckpointError: the run has no resumable ``last/``.
+    """
+    last = Path(run) / "last"
+    if not last.is_dir():
+        raise CheckpointError(f"nothing to resume in {run}: it has no last/ checkpoint; start the run without --resume")
+    _, meta = read_train_state(last)
+    saved = dict(meta["settings"])
+    settings = apply_overrides(TrainSettings(data=saved.pop("data")), saved)
+    return apply_overrides(settings, {k: v for k, v in overrides.items() if v is not None})
+
+
+def train(settings: TrainSettings, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train a detector, or with ``resume=True`` continue the run in ``settings.out``; returns the run folder.
+
+    Raises:
+        DatasetError, ConfigError, CheckpointError: bad data or settings, an existing run without ``resume``, or a
+            missing or broken resume state.
+    """
+    rank, world, device = _distributed(settings.device)
+    run = Path(settings.out)
+    resume_meta: dict[str, Any] | None = None
+    resume_tensors: dict[str, dict[str, torch.Tensor]] = {}
+    if resume:
+        if not (run / "last").is_dir():
+            raise CheckpointError(f"nothing to resume in {run}: it has no last/ checkpoint; start without --resume")
+        resume_tensors, resume_meta = read_train_state(run / "last")
+    elif (run / "last").exists():
+        raise ConfigError(f"{run} already holds a training run; pass --resume to continue it, or choose another --out")
+    main_process = rank == 0
+    torch.manual_seed(settings.seed + rank)
+
+    # data
+    data = load_dataset_config(settings.data)
+    train_split = load_split(data, "train", strict=settings.strict_data)
+    val_split = load_split(data, settings.val_split, strict=settings.strict_data) if settings.val_split in data.splits else None
+    records = list(train_split.records)
+    if settings.grounding:
+        for source in data.grounding:
+            records += load_grounding(source, strict=settings.strict_data)
+    class_prompts = _class_prompts(train_split, data.texts)
+
+    # model and the frozen text table: every prompt and phrase, encoded once (through the cache)
+    model = _build_model(settings)
+    if model.text_encoder is None:
+        raise ConfigError("the model has no text encoder, so it cannot be trained on text prompts")
+    prompts = list(dict.fromkeys([p for ps in class_prompts for p in ps] + [p for r in records if r.phrases for p in r.phrases]))
+    table = model.text_encoder.encode(prompts, device=device).to(device)  # (P, D), L2-normalised
+    if world > 1:  # every process must score against the same embeddings (a random-weight tower differs per rank)
+        dist.broadcast(table, 0)
+    prompt_index = {p: i for i, p in enumerate(prompts)}
+    model.set_classes({n: list(ps) for n, ps in zip(train_split.names, class_prompts)})  # the saved vocabulary
+    model.to(device)
+    frozen = _freeze(model, settings.freeze)
+
+    dataset = TrainingSet(records, class_prompts, prompt_index, imgsz=settings.imgsz, augment=settings.augment,
+                          max_vocab=settings.max_vocab, seed=settings.seed)  # fmt: skip
+    per_process = max(settings.batch // world, 1)
+    sampler = (
+        torch.utils.data.distributed.DistributedSampler(dataset, shuffle=True, seed=settings.seed, drop_last=True)
+        if world > 1 else None
+    )  # fmt: skip
+    accumulate = max(round(settings.nbs / (per_process * world)), 1)
+    weight_decay = settings.weight_decay * per_process * world * accumulate / settings.nbs
+    optimizer = (
+        torch.optim.AdamW(_param_groups(model, weight_decay), lr=settings.lr0, betas=(settings.momentum, 0.999))
+        if settings.optimizer == "AdamW"
+        else torch.optim.SGD(_param_groups(model, weight_decay), lr=settings.lr0, momentum=settings.momentum, nesterov=True)
+    )
+    for group in optimizer.param_groups:
+        group["initial_lr"] = settings.lr0
+    ema = ModelEMA(model, settings.ema_decay, settings.ema_tau)
+    criterion = DetectionLoss(model.config.head.reg_max, settings.loss).to(device)
+    use_amp = settings.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, history, best_fitness, step = 0, [], -1.0, 0
+    if resume_meta is not None:
+        model.load_state_dict(resume_tensors["model"])
+        ema.state = {k: v.to(device) for k, v in resume_tensors["ema"].items()}
+        ema.updates = resume_meta["ema_updates"]
+        optimizer.load_state_dict(optimizer_state(resume_tensors["optimizer"], resume_meta["optimizer"]))
+        set_rng_state(resume_tensors["rng"], resume_meta["rng"])
+        start_epoch, history = resume_meta["epoch"] + 1, resume_meta["history"]
+        best_fitness, step = resume_meta["best_fitness"], resume_meta["step"]
+        if main_process:
+            logger.info("resuming %s from epoch %d", run, start_epoch + 1)
+    if main_process:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run / "settings.yaml", yaml.safe_dump(settings.to_dict(), sort_keys=False))
+        _write_metrics(run, history)  # drops rows of epochs that finished after last/ was written
+    ddp = (
+        nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if world > 1 else model
+    )  # fmt: skip
+    eval_model = build_detector(model.config, text_encoder=model.text_encoder) if main_process else None
+
+    if start_epoch >= settings.epochs and main_process:
+        logger.info("%s already finished %d epochs", run, settings.epochs)
+    for epoch in range(start_epoch, settings.epochs):
+        t0 = time.time()
+        dataset.set_epoch(epoch, mosaic=epoch < settings.epochs - settings.close_mosaic)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=per_process, shuffle=sampler is None, sampler=sampler, num_workers=settings.workers,
+            collate_fn=collate, drop_last=len(dataset) >= 2 * per_process, pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(settings.seed + epoch),
+        )  # fmt: skip
+        model.train()
+        for module in frozen:
+            module.eval()
+        # ultralytics' rule: at least 100 warm-up iterations, none when warmup_epochs is 0
+        warmup_iters = max(round(settings.warmup_epochs * len(loader)), 100) if settings.warmup_epochs > 0 else 0
+        sums = {"box": 0.0, "cls": 0.0, "dfl": 0.0}
+        from tqdm import tqdm
+
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not (progress and main_process))
+        optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(bar):
+            # learning rate: linear warm-up, then the schedule (per iteration)
+            factor = _lr_factor(settings, epoch + i / max(len(loader), 1))
+            if step < warmup_iters:
+                factor *= step / warmup_iters
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr0 * factor
+            images = batch.images.to(device, non_blocking=True).float().div_(255)
+            text = table[batch.prompts.to(device)]  # (B, K, D)
+            mask = batch.mask.to(device)
+            with torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext():
+                out = ddp(images, text)
+                loss, items = criterion(out, batch.targets.to(device), mask)
+            scaler.scale(loss).backward()
+            if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                ema.update(model)
+            step += 1
+            for k, v in items.items():
+                sums[k] += float(v)
+            bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in sums.items()}, refresh=False)
+        n = max(len(loader), 1)
+        losses = torch.tensor([sums["box"] / n, sums["cls"] / n, sums["dfl"] / n], device=device)
+        if world > 1:
+            dist.all_reduce(losses)
+            losses /= world
+        if main_process:
+            row: dict[str, Any] = {"epoch": epoch + 1, "box": round(float(losses[0]), 5), "cls": round(float(losses[1]), 5),
+                                   "dfl": round(float(losses[2]), 5), "lr": optimizer.param_groups[0]["lr"]}  # fmt: skip
+            ema.copy_to(eval_model)
+            eval_model.set_vocabulary(model.vocabulary)
+            last_epoch = epoch + 1 == settings.epochs
+            fitness = None
+            if val_split is not None and ((epoch + 1) % settings.val_interval == 0 or last_epoch):
+                m = evaluate(eval_model, val_split, texts=data.texts, progress=progress)
+                fitness = 0.1 * m["AP50"] + 0.9 * m["AP"]
+                row.update(AP=round(m["AP"], 5), AP50=round(m["AP50"], 5), fitness=round(fitness, 5))
+            row["seconds"] = round(time.time() - t0, 1)
+            history.append(row)
+            improved = fitness is not None and fitness > best_fitness
+            best_fitness = max(best_fitness, fitness) if fitness is not None else best_fitness
+            info = {"epoch": epoch, "step": step, "ema_updates": ema.updates, "best_fitness": best_fitness,
+                    "history": history, "settings": settings.to_dict()}  # fmt: skip
+            metadata = {"training": {"run": str(run), "epoch": epoch + 1, "metrics": row}}
+            save_detector(eval_model, run / "last", metadata=metadata, extra=lambda tmp: write_train_state(
+                tmp, model_state=model.state_dict(), ema_state=ema.state, optimizer=optimizer, info=info))
+            if improved or (val_split is None and last_epoch):
+                save_detector(eval_model, run / "best", metadata=metadata)
+            _write_metrics(run, history)
+            _plot(run, history)
+            logger.info("epoch %d: %s", epoch + 1, row)
+        if world > 1:
+            dist.barrier()
+    if world > 1:
+        dist.destroy_process_group()
+    return run
+
+
+def _plot(run: Path, history: list[dict[str, Any]]) -> None:
+    from .plots import plot_curves
+
+    try:
+        plot_curves(run, history)
+    except Exception as e:  # a plotting failure must never stop training
+        logger.warning("could not draw training curves: %s", e)
