@@ -1,6 +1,7 @@
 """Benchmarks, each printing side-by-side figures measured in one run.
 
     python tools/benchmark.py text      # set_classes for the 1,203 LVIS names: cold, warm, vs untrimmed encoding
+    python tools/benchmark.py train     # training images/s: ovdet vs ultralytics' WorldTrainer, same data and size
 
 Run on an otherwise idle machine; threads default to all cores (``--threads`` to pin).
 """
@@ -77,6 +78,95 @@ def bench_text(args: argparse.Namespace) -> None:
     print(f"  untrimmed 77-token pass  {full:8.2f} s   -> trimming is {full / cold:.1f}x faster")
 
 
+def _make_yolo_dataset(root: Path, n: int, size: tuple[int, int], seed: int = 0) -> Path:
+    """Coloured shapes on noise, YOLO-txt layout (read by both ovdet and ultralytics); returns the YAML."""
+    import cv2
+    import numpy as np
+    import yaml
+
+    rng = np.random.default_rng(seed)
+    names = ["red square", "blue circle", "green square", "yellow circle"]
+    colors = [(0, 0, 230), (230, 60, 0), (0, 200, 0), (0, 220, 230)]
+    h, w = size
+    for split in ("train",):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            image = rng.integers(60, 190, (h, w, 3), dtype=np.uint8)
+            lines = []
+            for _ in range(int(rng.integers(2, 7))):
+                c = int(rng.integers(len(names)))
+                s = int(rng.integers(40, 160))
+                x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+                if "circle" in names[c]:
+                    cv2.circle(image, (x + s // 2, y + s // 2), s // 2, colors[c], -1)
+                else:
+                    cv2.rectangle(image, (x, y), (x + s, y + s), colors[c], -1)
+                lines.append(f"{c} {(x + s / 2) / w:.6f} {(y + s / 2) / h:.6f} {s / w:.6f} {s / h:.6f}")
+            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), image)
+            (root / "labels" / split / f"{i}.txt").write_text("\n".join(lines) + "\n")
+    data = {"path": str(root), "train": "images/train", "val": "images/train", "names": dict(enumerate(names))}
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    return root / "data.yaml"
+
+
+def bench_train(args: argparse.Namespace) -> None:
+    """Seconds per epoch (after a first, warm-up epoch) of ovdet and of ultralytics' WorldTrainer on one dataset."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ["OVDET_CACHE"] = tempfile.mkdtemp(prefix="ovdet-bench-cache-")
+    root = Path(tempfile.mkdtemp(prefix="ovdet-bench-train-"))
+    data = _make_yolo_dataset(root / "data", args.images, (480, 640))
+    common = dict(epochs=2, imgsz=args.imgsz, batch=args.batch, workers=args.workers)
+    rows = []
+
+    from ovdet.engine.settings import load_settings
+    from ovdet.engine.train import train
+
+    threads = args.threads or 1  # ultralytics trains on min(8, cores - 1) threads: 1 here; time ovdet alike
+    for config in args.ovdet:
+        torch.set_num_threads(threads)
+        settings = load_settings(None, {"data": str(data), "model": config, "text_encoder": "ViT-B-32-quickgelu",
+                                        "out": str(root / config), "val_split": "none", "close_mosaic": 0, **common})
+        run = train(settings, progress=False)
+        import csv
+
+        seconds = float(list(csv.DictReader(open(run / "metrics.csv")))[-1]["seconds"])
+        rows.append((f"ovdet {config}", seconds))
+
+    import yaml
+    from ultralytics import YOLOWorld
+
+    names = list(yaml.safe_load(data.read_text())["names"].values())
+    gen = torch.Generator().manual_seed(0)  # WorldTrainer reads cached text embeddings: no CLIP download
+    embeddings = torch.nn.functional.normalize(torch.randn(len(names), 512, generator=gen), dim=-1)
+    torch.save(dict(zip(names, embeddings)), root / "data" / "images" / "text_embeddings_clip_ViT-B_32.pt")
+    from ultralytics.models.yolo.world.train import WorldTrainer
+
+    class OfflineWorldTrainer(WorldTrainer):
+        """WorldTrainer minus the one callback that downloads CLIP (it names the EMA's classes for validation)."""
+
+        def get_model(self, *a, **k):
+            model = super().get_model(*a, **k)
+            hooks = self.callbacks["on_pretrain_routine_end"]
+            self.callbacks["on_pretrain_routine_end"] = [h for h in hooks if h.__module__ != WorldTrainer.__module__]
+            return model
+
+    times = {}
+    model = YOLOWorld(f"yolov8{args.scale}-worldv2.yaml")
+    model.add_callback("on_train_epoch_start", lambda t: times.__setitem__(t.epoch, time.perf_counter()))
+    model.add_callback("on_train_epoch_end", lambda t: times.__setitem__(t.epoch, time.perf_counter() - times[t.epoch]))
+    model.train(data=str(data), device="cpu", val=False, plots=False, amp=False, close_mosaic=0, project=str(root),
+                name="ultralytics", verbose=False, trainer=OfflineWorldTrainer, **common)
+    rows.append((f"ultralytics WorldTrainer yolov8{args.scale}-worldv2", times[max(times)]))
+
+    reference = rows[-1][1]
+    print(f"training speed: {args.images} images at {args.imgsz} px, batch {args.batch}, {args.workers} workers, "
+          f"torch threads {threads} (ultralytics sets {torch.get_num_threads()}); second epoch timed, data loading included")
+    for name, seconds in rows:
+        print(f"  {name:45s} {args.images / seconds:6.2f} images/s   ({seconds:7.1f} s/epoch, "
+              f"{reference / seconds:4.2f}x ultralytics' speed)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -85,9 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text-encoder", default="ViT-B-32-quickgelu", help="spec; default: random-weight ViT-B/32")
     p.add_argument("--repeat", type=int, default=5)
     p.set_defaults(func=bench_text)
+    p = sub.add_parser("train", help="training images/s: ovdet vs ultralytics WorldTrainer")
+    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--scale", default="s", help="model size n/s/m/l/x (default s)")
+    p.add_argument("--ovdet", nargs="+", default=None, help="ovdet configs to time (default ovdet-SCALE and yoloworldv2-SCALE)")
+    p.set_defaults(func=bench_train)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if getattr(args, "ovdet", "unset") is None:
+        args.ovdet = [f"ovdet-{args.scale}", f"yoloworldv2-{args.scale}"]
     args.func(args)
     return 0
 
