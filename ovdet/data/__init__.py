@@ -1,0 +1,5 @@
+"""Data: datasets, augmentation, image sources, and the synthetic open-vocabulary world.
+
+Sits beside ``ovdet.model`` and imports neither it nor the engine; only the ground floor (errors, fileio, images,
+results).
+"""
