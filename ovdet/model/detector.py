@@ -268,11 +268,15 @@ class OVDetector(nn.Module):
         return results
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: str | os.PathLike) -> str:
+    def save(self, folder: str | os.PathLike, *, half: bool = False) -> str:
         """Write ``model.safetensors`` + ``config.json`` to ``folder`` atomically (see :mod:`ovdet.model.serialization`).
+
+        Args:
+            folder: Destination; replaced as a whole.
+            half: Store weights as float16 (half the size; they load back as float32).
 
         Returns the folder path. No pickle is written; ``ovdet.load(folder)`` restores the model and its vocabulary.
         """
         from .serialization import save_detector
 
-        return save_detector(self, folder)
+        return save_detector(self, folder, half=half)

@@ -44,6 +44,7 @@ def save_detector(
     *,
     metadata: dict[str, Any] | None = None,
     extra: Callable[[Path], None] | None = None,
+    half: bool = False,
 ) -> str:
     """Write ``model`` to ``folder`` (replacing what is there, atomically); returns the folder path.
 
@@ -54,6 +55,7 @@ def save_detector(
             model already carries in ``model.metadata``.
         extra: Called with the temporary folder to add files (e.g. training resume state) that must appear
             together with the model, in the same atomic swap.
+        half: Store floating-point tensors as float16 (half the size; loading casts them back to float32).
     """
     from safetensors.torch import save_file
 
@@ -75,6 +77,9 @@ def save_detector(
         "preprocess": {"letterbox": "ultralytics", "pad_value": 114, "stride": model.stride, "input": "RGB / 255"},
         "metadata": {**getattr(model, "metadata", {}), **(metadata or {})},
     }
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        config["storage_dtype"] = "float16"
     json.dumps(config)  # fail before touching the folder if metadata is not JSON-serialisable
     with atomic_folder(folder) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
@@ -133,6 +138,7 @@ def load_detector(folder: str | os.PathLike, *, device: str = "cpu") -> OVDetect
         tensors = load_file(str(folder / WEIGHTS_FILE))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"cannot read {folder / WEIGHTS_FILE}: {e}") from e
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}  # float16 storage → fp32
     tower = {k[len(_TOWER_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(_TOWER_PREFIX)}
 
     text_info = config.get("text_encoder")

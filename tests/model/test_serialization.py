@@ -114,3 +114,16 @@ def test_broken_folders_are_reported(tiny_model, tmp_path, cache_dir, mutate, me
 def test_missing_folder_is_reported(tmp_path):
     with pytest.raises(ovdet.UnknownModelError, match="model.save"):
         ovdet.load(tmp_path / "nothing-here")
+
+
+def test_half_storage_halves_the_file_and_predicts_nearly_the_same(tiny_model, tmp_path, cache_dir):
+    tiny_model.set_classes(["person", "bus"])
+    tiny_model.save(tmp_path / "full")
+    tiny_model.save(tmp_path / "half", half=True)
+    full, half = (tmp_path / "full" / "model.safetensors").stat().st_size, (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert half < 0.55 * full
+    loaded = ovdet.load(tmp_path / "half")
+    assert loaded.class_embeddings.dtype == torch.float32
+    a = tiny_model.predict(BUS, conf=0.5, imgsz=320)[0]
+    b = loaded.predict(BUS, conf=0.5, imgsz=320)[0]
+    np.testing.assert_allclose(b.scores[:5], a.scores[:5], atol=2e-2)
