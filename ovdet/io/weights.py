@@ -36,8 +36,20 @@ class WeightsSpec:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-KNOWN_WEIGHTS: dict[str, WeightsSpec] = {}
-DEFAULT_WEIGHTS: str | None = None
+KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
+    "ovdet-synth": WeightsSpec(
+        name="ovdet-synth",
+        description=(
+            "the default model: ovdet-n at 256 px with a tiny CLIP text tower, trained on a synthetic world of "
+            "coloured shapes (tools/train_default.py); it proves the open-vocabulary mechanism, it is not a "
+            "real-world detector"
+        ),
+        folder="ovdet-synth",
+        license="AGPL-3.0-or-later",
+        meta={"recipe": "python tools/train_default.py", "world": "world.json beside the weights"},
+    ),
+}
+DEFAULT_WEIGHTS: str | None = "ovdet-synth"
 
 
 def bundled_weights_dirs() -> list[Path]:
