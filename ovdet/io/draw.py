@@ -30,8 +30,8 @@ def draw_detections(image: np.ndarray, result: Result, *, line_width: int | None
     canvas = np.ascontiguousarray(image).copy()
     if canvas.ndim == 2:
         canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
-    lw = line_width or max(round(sum(canvas.shape[:2]) / 2 * 0.003), 2)
-    font_scale, thickness = lw / 3, max(lw - 1, 1)
+    lw = line_width or max(round(sum(canvas.shape[:2]) / 2 * 0.003), 1)
+    font_scale, thickness = max(0.35, lw * 0.27), max(lw - 1, 1)  # legible on 256 px thumbnails and 4K frames
     for box, score, cls in zip(result.boxes, result.scores, result.class_ids):
         color = class_color(cls)
         x1, y1, x2, y2 = (int(round(v)) for v in box)
