@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..errors import OVDetError
-from . import predict
+from . import predict, stream
 
-COMMANDS = [predict]
+COMMANDS = [predict, stream]
 
 
 def build_parser() -> argparse.ArgumentParser:

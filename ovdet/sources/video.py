@@ -90,6 +90,7 @@ class VideoFileSource(FrameSource):
                 raise SourceError(f"video file not found: {path}")
             capture = cv2.VideoCapture(os.fspath(path))
             if not capture.isOpened():
+                capture.release()
                 raise SourceError(
                     f"cannot open video {name}: not a video format OpenCV's FFmpeg backend reads, or the file is "
                     "damaged (an MP4 cut before its index cannot be opened); check it plays, or re-encode it "
@@ -113,8 +114,8 @@ class VideoFileSource(FrameSource):
             index += 1
         if self.frame_count and index < self.frame_count and not self._stop.is_set():
             logger.warning(
-                "video %s ended after %d of the %d frames its container declares: the file is truncated or damaged; "
-                "stopping with the frames read", self.name, index, self.frame_count,
+                "video %s ended after %d of the %d frames its container declares: the file is probably truncated or "
+                "damaged; stopping with the frames read", self.name, index, self.frame_count,
             )  # fmt: skip
 
     def _timestamp(self, index: int) -> float | None:
