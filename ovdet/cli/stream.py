@@ -81,6 +81,8 @@ def _quiet_opencv() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from ..engine.stream import check_display, run_stream, video_paths
     from ..errors import ConfigError
     from ..sources import Reconnect, open_sources
@@ -101,11 +103,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = resolve_model(args.model, args.text_encoder, args.device)
         model.set_classes(classes)
-        stats = run_stream(
-            model, sources, out=args.out, json_lines=args.json, show=args.show, conf=args.conf, iou=args.iou,
-            imgsz=args.imgsz, max_det=args.max_det, agnostic=args.agnostic, fps=args.fps,
-            progress=not args.no_progress,
-        )  # fmt: skip
+        with logging_redirect_tqdm():  # reconnect warnings print above the progress bar, not into it
+            stats = run_stream(
+                model, sources, out=args.out, json_lines=args.json, show=args.show, conf=args.conf, iou=args.iou,
+                imgsz=args.imgsz, max_det=args.max_det, agnostic=args.agnostic, fps=args.fps,
+                progress=not args.no_progress,
+            )  # fmt: skip
     except KeyboardInterrupt:
         for video in videos:
             if video.exists():
