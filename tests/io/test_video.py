@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from ovdet.errors import ConfigError

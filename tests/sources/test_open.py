@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ovdet.errors import SourceError
-from ovdet.sources import ImageSequenceSource, LiveSource, VideoFileSource, open_source, open_sources
+from ovdet.sources import ImageSequenceSource, VideoFileSource, open_source, open_sources
 from tests.media import write_video
 
 
