@@ -17,6 +17,7 @@ __all__ = [
     "WeightsUnavailableError",
     "PickleRefusedError",
     "DatasetError",
+    "DisplayError",
 ]
 
 
@@ -57,3 +58,7 @@ class PickleRefusedError(OVDetError, PermissionError):
 
 class DatasetError(OVDetError, ValueError):
     """A dataset description or its annotations are invalid."""
+
+
+class DisplayError(OVDetError, RuntimeError):
+    """A window was asked for (``--show``) where there is no display, or OpenCV was built without GUI support."""

@@ -8,9 +8,9 @@ import sys
 
 from ..errors import OVDetError
 from . import eval as eval_command
-from . import predict, train
+from . import predict, stream, train
 
-COMMANDS = [predict, train, eval_command]
+COMMANDS = [predict, stream, train, eval_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

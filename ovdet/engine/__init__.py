@@ -1,1 +1,1 @@
-"""Training, evaluation and inference loops that take a model: the floor above ``model`` and ``data``."""
+"""Loops that run a model over data: training, evaluation and streaming. The floor above ``model`` and ``data``."""

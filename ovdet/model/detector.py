@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from torch import nn
 from ..errors import VocabularyError
 from ..images import read_image, resolve_images
 from ..results import Result
+from ..sources import Frame, Reconnect, SourceSpec, iter_rounds, open_sources
 from ..text.encoder import TextEncoder
 from ..text.vocabulary import ClassSpec, Vocabulary
 from .config import ModelConfig
@@ -220,6 +222,66 @@ class OVDetector(nn.Module):
             )
             for result, (image, path) in zip(results, decoded):
                 yield dataclasses.replace(result, path=path, image=image if keep_images else None)
+
+    def stream(
+        self,
+        source: SourceSpec | Sequence[SourceSpec],
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        vid_stride: int = 1,
+        keep_images: bool = False,
+        reconnect: Reconnect | None = None,
+    ) -> Iterator[Result]:
+        """Detect the vocabulary's classes in every frame of a video, camera or stream, as the frames arrive.
+
+        Frames are decoded on a reader thread per source (see :mod:`ovdet.sources`) while the model runs, and memory
+        stays constant: a video file gives every frame in order; a live source gives its newest frames, dropping
+        stale ones when inference is slower than the source. Several sources are read in turn, one frame of each per
+        batched forward pass. Sources are opened (and checked) here; they are closed when the iteration ends or is
+        abandoned.
+
+        Args:
+            source: A video file, a webcam index (``0``), an ``rtsp://``/``rtmp://``/``http(s)://`` URL, a folder or
+                glob of images, an opened :class:`~ovdet.sources.FrameSource`, or a list of these.
+            conf, iou, imgsz, max_det, agnostic: As in :meth:`predict`.
+            vid_stride: Use every ``vid_stride``-th frame of each source.
+            keep_images: Keep each frame in its ``Result`` (needed by ``Result.plot``; costs a frame per result held).
+            reconnect: How live sources reconnect when they stop delivering (default
+                :class:`~ovdet.sources.Reconnect`\\ (): 5 attempts, backoff from 1 s).
+
+        Returns:
+            A generator of one :class:`Result` per frame with ``source``, ``frame_index`` and ``timestamp`` set (and
+            ``path`` for image files).
+
+        Raises:
+            VocabularyError: :meth:`set_classes` was never called.
+            SourceError: a source cannot be opened (raised here, before iterating); while iterating, a live source
+                that stays lost after the allowed reconnect attempts.
+        """
+        self._check_predict_args(conf, iou, max_det, 1)
+        size = check_imgsz(imgsz if imgsz is not None else self.config.imgsz, self.stride)
+        detect = functools.partial(self.detect, conf=conf, iou=iou, imgsz=size, max_det=max_det, agnostic=agnostic)
+        sources = open_sources(source, vid_stride=vid_stride, reconnect=reconnect)
+        return self._stream(iter_rounds(sources), detect, keep_images)
+
+    @staticmethod
+    def _stream(
+        rounds: Iterator[list[Frame]], detect: Callable[[list[np.ndarray]], list[Result]], keep_images: bool
+    ) -> Iterator[Result]:
+        try:
+            for frames in rounds:
+                results = detect([frame.image for frame in frames])
+                for frame, result in zip(frames, results):
+                    yield dataclasses.replace(
+                        result, source=frame.source, frame_index=frame.index, timestamp=frame.timestamp,
+                        path=frame.path, image=frame.image if keep_images else None,
+                    )  # fmt: skip
+        finally:
+            rounds.close()  # stops the reader threads and releases the sources
 
     def _check_predict_args(self, conf: float, iou: float, max_det: int, batch: int) -> None:
         if not self._names:
