@@ -15,6 +15,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# One compute thread: tests overlap torch with decoder/writer threads and subprocesses, and on a 2-core machine two
+# OpenMP threads competing with them spin-wait for each other (slowdowns of 10-70x were seen under load).
+torch.set_num_threads(1)
+
 TINY_CLIP = "ovdet-test-tiny"
 TINY_CLIP_CONFIG = {
     "embed_dim": 32,
