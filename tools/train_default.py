@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip-crops", type=int, default=120, help="rendered crops per seen pair for CLIP")
     p.add_argument("--config", default="ovdet-n", help="detector architecture (default ovdet-n)")
     p.add_argument("--imgsz", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr0", type=float, default=0.002)
     return p.parse_args(argv)
