@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from .api import build, list_models, list_weights, load
+from .api import build, from_ultralytics, list_models, list_weights, load
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -39,6 +39,7 @@ __all__ = [
     "WeightsUnavailableError",
     "__version__",
     "build",
+    "from_ultralytics",
     "list_models",
     "list_weights",
     "load",

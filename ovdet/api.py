@@ -12,7 +12,7 @@ from .model import OVDetector, build_detector, list_configs, load_config, load_d
 from .model.config import ModelConfig
 from .text import DEFAULT_TEXT_ENCODER, TextEncoder
 
-__all__ = ["build", "load", "list_models", "list_weights"]
+__all__ = ["build", "load", "list_models", "list_weights", "from_ultralytics"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,27 @@ def load(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDet
         f"no saved model at '{text}' and no known weights of that name (known: {known}); "
         "pass a folder written by model.save(), or use ovdet.build(config) for random weights"
     )
+
+
+def from_ultralytics(
+    path: str | os.PathLike,
+    *,
+    trust_pickle: bool = False,
+    text_encoder: str | TextEncoder = DEFAULT_TEXT_ENCODER,
+    device: str = "cpu",
+) -> OVDetector:
+    """Convert an ultralytics YOLO-World v2 checkpoint (``yolov8{n,s,m,l,x}-worldv2.pt``) into an ``OVDetector``.
+
+    The file is a pickle, so it is read only with ``trust_pickle=True``. Save the result with ``model.save(folder)``
+    to get a folder that :func:`load` reads without any pickle. See :func:`ovdet.io.convert.from_ultralytics`.
+
+    Raises:
+        PickleRefusedError: ``trust_pickle`` is not ``True``.
+        CheckpointError: the file is not readable, or holds another architecture (YOLO-World v1, YOLOE, YOLOv8...).
+    """
+    from .io.convert import from_ultralytics as convert
+
+    return convert(path, trust_pickle=trust_pickle, text_encoder=text_encoder, device=device)
 
 
 def list_models() -> list[str]:
