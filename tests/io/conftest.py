@@ -83,3 +83,18 @@ def world_checkpoint(tmp_path_factory):
         return made[scale]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def converted(world_checkpoint):
+    """``converted(scale)`` -> the checkpoint converted by ``ovdet.from_ultralytics`` (cached: deep-copy to mutate)."""
+    import ovdet
+
+    made = {}
+
+    def get(scale: str):
+        if scale not in made:
+            made[scale] = ovdet.from_ultralytics(world_checkpoint(scale), trust_pickle=True)
+        return made[scale]
+
+    return get

@@ -9,6 +9,8 @@ import torch
 
 import ovdet
 from ovdet.errors import CheckpointError, PickleRefusedError, WeightsUnavailableError
+from ovdet.io.convert import convert_world_model
+from ovdet.text.vocabulary import Vocabulary
 from tests.conftest import ASSETS, photo_batch
 from tests.io.conftest import IMGSZ, write_ultralytics_checkpoint
 
@@ -31,24 +33,28 @@ def same_detections(theirs: np.ndarray, ours: np.ndarray, *, box_tol: float, sco
 
 
 @pytest.mark.parametrize("scale", ["n", "s"])
-def test_raw_head_outputs_equal_ultralytics(world_checkpoint, scale):
+def test_raw_head_outputs_equal_ultralytics(world_checkpoint, converted, scale):
     from ultralytics.nn.tasks import load_checkpoint
 
-    path = world_checkpoint(scale)
-    theirs, _ = load_checkpoint(path)  # ultralytics' loader: float32, eval, not fused
-    ours = ovdet.from_ultralytics(path, trust_pickle=True)
+    theirs, _ = load_checkpoint(world_checkpoint(scale))  # ultralytics' loader: float32, eval, not fused
+    ours = converted(scale)
     assert ours.config.name == f"yoloworldv2-{scale}" and len(ours.names) == 80
-    theirs.txt_feats = ours.class_embeddings[None].clone()  # the same embeddings on both sides
     images = photo_batch(IMGSZ)
-    with torch.inference_mode():
-        _, raw = theirs(images)
-        out = ours(images, ours.class_embeddings)
-    torch.testing.assert_close(out.box_logits, raw["boxes"], atol=1e-4, rtol=0)
-    torch.testing.assert_close(out.class_logits, raw["scores"], atol=1e-4, rtol=0)
+    # the checkpoint's own vocabulary, then another one: parity is not tied to the carried classes
+    others = Vocabulary.from_embeddings(list("abcde"), np.random.default_rng(1).normal(size=(5, 512)), 512)
+    for vocab in (ours.vocabulary, others):
+        text = vocab.embeddings
+        theirs.txt_feats = text[None].clone()  # the same (normalised) embeddings on both sides
+        theirs.model[-1].nc = len(text)
+        with torch.inference_mode():
+            _, raw = theirs(images)
+            out = ours(images, text)
+        torch.testing.assert_close(out.box_logits, raw["boxes"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(out.class_logits, raw["scores"], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("scale", ["n", "s"])
-def test_predictions_equal_ultralytics_predict(world_checkpoint, scale, monkeypatch):
+def test_predictions_equal_ultralytics_predict(world_checkpoint, converted, scale, monkeypatch):
     from ultralytics import YOLOWorld
     from ultralytics.nn.tasks import WorldModel
 
@@ -58,9 +64,8 @@ def test_predictions_equal_ultralytics_predict(world_checkpoint, scale, monkeypa
     # predictor also sets torch's thread count (to cores - 1) on its first call, which changes oneDNN's summation
     # order too: run it first, so that both sides use the same count.
     monkeypatch.setattr(WorldModel, "fuse", lambda self, *args, **kwargs: self)
-    path = world_checkpoint(scale)
-    ours = ovdet.from_ultralytics(path, trust_pickle=True)
-    theirs = YOLOWorld(str(path))
+    ours = converted(scale)
+    theirs = YOLOWorld(str(world_checkpoint(scale)))
     theirs.model.txt_feats = ours.class_embeddings[None].clone()
     images = {photo: cv2.imread(str(ASSETS / f"{photo}.jpg")) for photo in PHOTOS}
     reference = {photo: theirs.predict(images[photo], imgsz=IMGSZ, conf=conf, channels_last=False, verbose=False)[0] for photo, conf in PHOTOS.items()}
@@ -73,28 +78,9 @@ def test_predictions_equal_ultralytics_predict(world_checkpoint, scale, monkeypa
         same_detections(expected, found, box_tol=1e-3, score_tol=1e-4)
 
 
-def test_new_classes_keep_parity(world_checkpoint):
-    """After set_classes (here: ready embeddings), both models still agree: parity is not tied to the carried
-    vocabulary."""
-    from ultralytics.nn.tasks import load_checkpoint
-
+def test_conversion_carries_vocabulary_encoder_and_provenance(world_checkpoint, converted):
     path = world_checkpoint("n")
-    theirs, _ = load_checkpoint(path)
-    ours = ovdet.from_ultralytics(path, trust_pickle=True)
-    emb = np.random.default_rng(1).normal(size=(5, 512))
-    ours.set_classes(["a", "b", "c", "d", "e"], embeddings=emb)
-    theirs.txt_feats = ours.class_embeddings[None].clone()
-    theirs.model[-1].nc = 5
-    images = photo_batch(IMGSZ)
-    with torch.inference_mode():
-        _, raw = theirs(images)
-        out = ours(images, ours.class_embeddings)
-    torch.testing.assert_close(out.class_logits, raw["scores"], atol=1e-4, rtol=0)
-
-
-def test_conversion_carries_vocabulary_encoder_and_provenance(world_checkpoint):
-    path = world_checkpoint("n")
-    model = ovdet.from_ultralytics(path, trust_pickle=True)
+    model = converted("n")
     checkpoint = torch.load(path, weights_only=False)
     assert model.names == [f"class {i}" for i in range(80)]
     torch.testing.assert_close(model.class_embeddings, checkpoint["model"].txt_feats[0].float(), atol=1e-6, rtol=0)
@@ -105,10 +91,10 @@ def test_conversion_carries_vocabulary_encoder_and_provenance(world_checkpoint):
     assert not model.training
 
 
-def test_converted_model_saves_and_loads_without_pickle(world_checkpoint, tmp_path, monkeypatch, bus_image):
-    model = ovdet.from_ultralytics(world_checkpoint("n"), trust_pickle=True)
+def test_converted_model_saves_and_loads_without_pickle(converted, tmp_path, monkeypatch, bus_image):
+    model = converted("n")
     model.save(tmp_path / "converted")
-    before = model.predict(bus_image, conf=0.9)[0]
+    before = model.predict(bus_image, conf=0.9, imgsz=IMGSZ)[0]
 
     def no_pickle(*args, **kwargs):
         raise AssertionError("torch.load (pickle) called while loading a converted model")
@@ -117,7 +103,7 @@ def test_converted_model_saves_and_loads_without_pickle(world_checkpoint, tmp_pa
     monkeypatch.setattr("pickle.load", no_pickle)
     monkeypatch.setattr("pickle.loads", no_pickle)
     loaded = ovdet.load(tmp_path / "converted")
-    after = loaded.predict(bus_image, conf=0.9)[0]
+    after = loaded.predict(bus_image, conf=0.9, imgsz=IMGSZ)[0]
     assert loaded.names == model.names and loaded.text_encoder.spec == "ViT-B-32-quickgelu:openai"
     assert len(after) == len(before) > 0
     np.testing.assert_allclose(after.boxes, before.boxes, atol=1e-4)
@@ -138,31 +124,28 @@ def test_refuses_a_missing_or_unreadable_file(tmp_path):
         ovdet.from_ultralytics(tmp_path / "junk.pt", trust_pickle=True)
 
 
-@pytest.mark.parametrize(
-    ("cfg", "message"),
-    [
-        ("yolov8n.yaml", "closed-vocabulary"),
-        ("yolov8s-world.yaml", "YOLO-World v1"),
-        ("yoloe-v8s.yaml", "YOLOE"),
-    ],
-)
-def test_refuses_other_architectures(cfg, message, tmp_path):
-    from ultralytics.nn.tasks import DetectionModel, WorldModel, YOLOEModel
+def test_refuses_a_plain_yolov8_checkpoint(tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
 
-    kind = {"yolov8n.yaml": DetectionModel, "yolov8s-world.yaml": WorldModel, "yoloe-v8s.yaml": YOLOEModel}[cfg]
-    path = write_ultralytics_checkpoint(kind(cfg, nc=80, verbose=False), tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match=message) as info:
+    path = write_ultralytics_checkpoint(DetectionModel("yolov8n.yaml", nc=80, verbose=False), tmp_path / "yolov8n.pt")
+    with pytest.raises(CheckpointError, match="closed-vocabulary") as info:
         ovdet.from_ultralytics(path, trust_pickle=True)
     assert "yolov8{n,s,m,l,x}-worldv2.pt" in str(info.value)
 
 
-def test_refuses_a_yolo26_style_sppf(tmp_path):
-    from ultralytics.nn.tasks import WorldModel
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [("yolov8n-world.yaml", "YOLO-World v1"), ("yoloe-v8n.yaml", "YOLOE"), ("yolov8n-worldv2.yaml", "activation Identity")],
+)
+def test_refuses_other_architectures(cfg, message):
+    from ultralytics.nn.tasks import WorldModel, YOLOEModel
 
-    model = WorldModel("yolov8n-worldv2.yaml", nc=80, verbose=False)
-    model.model[9].cv1.act = torch.nn.Identity()  # YOLO26's SPPF: cv1 not activated
-    with pytest.raises(CheckpointError, match="activation Identity"):
-        ovdet.from_ultralytics(write_ultralytics_checkpoint(model, tmp_path / "m.pt"), trust_pickle=True)
+    model = (YOLOEModel if cfg.startswith("yoloe") else WorldModel)(cfg, nc=80, verbose=False)
+    if cfg == "yolov8n-worldv2.yaml":
+        model.model[9].cv1.act = torch.nn.Identity()  # YOLO26's SPPF, whose cv1 is not activated
+    with pytest.raises(CheckpointError, match=message) as info:
+        convert_world_model(model)
+    assert "yolov8{n,s,m,l,x}-worldv2.pt" in str(info.value)
 
 
 def test_known_weights_are_downloaded_converted_and_cached_once(world_checkpoint, tmp_path, monkeypatch):
