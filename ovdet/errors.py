@@ -17,6 +17,7 @@ __all__ = [
     "WeightsUnavailableError",
     "PickleRefusedError",
     "DatasetError",
+    "FusedModelError",
 ]
 
 
@@ -57,3 +58,7 @@ class PickleRefusedError(OVDetError, PermissionError):
 
 class DatasetError(OVDetError, ValueError):
     """A dataset description or its annotations are invalid."""
+
+
+class FusedModelError(OVDetError, RuntimeError):
+    """A model fused for inference (``model.fuse()``) was asked to train, load or save weights."""

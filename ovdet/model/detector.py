@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import VocabularyError
+from ..errors import FusedModelError, VocabularyError
 from ..images import read_image, resolve_images
 from ..results import Result
 from ..text.encoder import TextEncoder
@@ -73,6 +73,8 @@ class OVDetector(nn.Module):
         self.register_buffer("class_embeddings", torch.zeros(0, head.embed_dim))
         self._names: tuple[str, ...] = ()
         self._prompts: tuple[tuple[str, ...], ...] = ()
+        self._fused = False
+        self._folded_for: tuple[int, int] | None = None  # which class_embeddings tensor (and version) is folded
 
     # ------------------------------------------------------------------ properties
     @property
@@ -98,13 +100,21 @@ class OVDetector(nn.Module):
         return self.class_embeddings.device
 
     # ------------------------------------------------------------------ tensors in, tensors out
-    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> HeadOutput:
+    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor | None = None) -> HeadOutput:
         """Raw outputs for a batch.
 
         Args:
             images: ``(B, 3, H, W)`` RGB in [0, 1], H and W multiples of :attr:`stride`.
-            text_embeddings: ``(K, D)`` shared by the batch, or ``(B, K, D)`` per image.
+            text_embeddings: ``(K, D)`` shared by the batch, or ``(B, K, D)`` per image; ``None`` scores against the
+                model's vocabulary (:attr:`class_embeddings`), through the folded head and neck once :meth:`fuse`
+                was called.
         """
+        if text_embeddings is None:
+            if self._fused and len(self.class_embeddings):
+                if self._folded_for != self._vocabulary_key():  # e.g. moved by .to(), or edited in place
+                    self._fold_vocabulary()
+                return self.head.forward_folded(self.neck.forward_folded(self.backbone(images)))
+            text_embeddings = self.class_embeddings
         if text_embeddings.ndim == 2:
             text_embeddings = text_embeddings.unsqueeze(0)
         text = text_embeddings.to(images.dtype).expand(images.shape[0], -1, -1)
@@ -141,17 +151,68 @@ class OVDetector(nn.Module):
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
         self.class_embeddings = vocab.embeddings.to(self.class_embeddings)
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
+        if self._fused:
+            self._fold_vocabulary()
 
     @property
     def vocabulary(self) -> Vocabulary:
         return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
+        if self._fused:
+            raise FusedModelError("cannot load weights into a fused model (model.fuse()); load them, then fuse")
         # the vocabulary may have any size: take the saved one's shape instead of failing on a mismatch
         saved = state_dict.get(prefix + "class_embeddings")
         if saved is not None and saved.shape != self.class_embeddings.shape:
             self.class_embeddings = torch.empty_like(saved, device=self.class_embeddings.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------ inference-only folding
+    @property
+    def is_fused(self) -> bool:
+        """Whether :meth:`fuse` was called: BatchNorms folded away, inference only."""
+        return self._fused
+
+    def fuse(self) -> OVDetector:
+        """Fold the model for faster inference, in place; returns ``self`` (in eval mode).
+
+        Every Conv's BatchNorm is folded into its convolution, and the vocabulary is folded into the head's scoring
+        convs and the text-guided neck's attention (YOLO-World's reparameterisation), then refolded by every later
+        :meth:`set_classes`. Outputs equal the unfused model's up to float rounding. ``model(images)`` (no text) and
+        :meth:`predict` use the folded path; ``model(images, text)`` still scores any other text exactly.
+
+        A fused model is for inference only: ``train()``, ``save()`` and ``load_state_dict()`` raise
+        :class:`~ovdet.errors.FusedModelError`. Save (or keep) the unfused model for those.
+        """
+        from .fuse import fuse_conv_bn_
+
+        if not self._fused:
+            self.eval()
+            with torch.no_grad():
+                fuse_conv_bn_(self)
+            self._fused = True
+        self._fold_vocabulary()
+        return self
+
+    def _vocabulary_key(self) -> tuple[int, int]:
+        return self.class_embeddings.data_ptr(), self.class_embeddings._version
+
+    def _fold_vocabulary(self) -> None:
+        if len(self.class_embeddings) == 0:
+            self._folded_for = None
+            return
+        with torch.no_grad():
+            self.neck.fold_text(self.class_embeddings)
+            self.head.fold_text(self.class_embeddings)
+        self._folded_for = self._vocabulary_key()
+
+    def train(self, mode: bool = True) -> OVDetector:
+        if mode and getattr(self, "_fused", False):
+            raise FusedModelError(
+                "this model was fused for inference (model.fuse()): its BatchNorms are folded into the convolutions, so "
+                "it cannot train; train the unfused model (ovdet.load or ovdet.build it again) and fuse a copy for inference"
+            )
+        return super().train(mode)
 
     # ------------------------------------------------------------------ images in, results out
     def predict(
@@ -253,7 +314,7 @@ class OVDetector(nn.Module):
         self.eval()
         try:
             batch, letterboxes = preprocess(list(images), size, stride=self.stride, device=self.device)
-            out = self(batch.to(self.class_embeddings.dtype), self.class_embeddings)
+            out = self(batch.to(self.class_embeddings.dtype))  # the vocabulary, folded once fuse() was called
             boxes = decode_boxes(out)  # (B, A, 4) in input pixels
             scores = out.class_logits.sigmoid()  # (B, K, A)
         finally:
@@ -273,6 +334,11 @@ class OVDetector(nn.Module):
 
         Returns the folder path. No pickle is written; ``ovdet.load(folder)`` restores the model and its vocabulary.
         """
+        if self._fused:
+            raise FusedModelError(
+                "a fused model (model.fuse()) cannot be saved: its BatchNorms are folded away; save the model before "
+                "fusing it, and fuse again after ovdet.load"
+            )
         from .serialization import save_detector
 
         return save_detector(self, folder)

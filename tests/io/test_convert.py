@@ -11,25 +11,11 @@ import ovdet
 from ovdet.errors import CheckpointError, PickleRefusedError, WeightsUnavailableError
 from ovdet.io.convert import convert_world_model
 from ovdet.text.vocabulary import Vocabulary
-from tests.conftest import ASSETS, photo_batch
+from tests.conftest import ASSETS, photo_batch, same_detections
 from tests.io.conftest import IMGSZ, write_ultralytics_checkpoint
 
 # conf per photo: this random model scores the bus far higher than zidane; each gets a few dozen detections
 PHOTOS = {"bus": 0.9, "zidane": 0.25}
-
-
-def same_detections(theirs: np.ndarray, ours: np.ndarray, *, box_tol: float, score_tol: float) -> None:
-    """Rows ``(class, score, x1, y1, x2, y2)``: the same detections, matched class by class and box by box (the
-    order of two near-equal scores is not part of a detector's output)."""
-    assert len(theirs) == len(ours) and len(ours) > 0
-    unused = list(range(len(ours)))
-    for row in theirs:
-        candidates = [j for j in unused if ours[j, 0] == row[0]]
-        assert candidates, f"no detection of class {row[0]} left to match {row}"
-        j = min(candidates, key=lambda j: np.abs(ours[j, 2:] - row[2:]).max())
-        assert np.abs(ours[j, 2:] - row[2:]).max() <= box_tol, (row, ours[j])
-        assert abs(ours[j, 1] - row[1]) <= score_tol, (row, ours[j])
-        unused.remove(j)
 
 
 @pytest.mark.parametrize("scale", ["n", "s"])
