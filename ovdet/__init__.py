@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from .api import build, from_ultralytics, list_models, list_weights, load
+from .api import build, from_ultralytics, list_models, list_weights, load, load_onnx
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -21,6 +21,7 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .model import ModelConfig, OVDetector
+from .model.runtime import OnnxDetector
 from .results import Result
 from .text import TextEncoder
 
@@ -32,6 +33,7 @@ __all__ = [
     "ModelConfig",
     "OVDetError",
     "OVDetector",
+    "OnnxDetector",
     "PickleRefusedError",
     "Result",
     "SourceError",
@@ -45,4 +47,5 @@ __all__ = [
     "list_models",
     "list_weights",
     "load",
+    "load_onnx",
 ]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,13 +12,13 @@ import torch
 from torch import nn
 
 from ..errors import FusedModelError, VocabularyError
-from ..images import read_image, resolve_images
 from ..results import Result
 from ..text.encoder import TextEncoder
 from ..text.vocabulary import ClassSpec, Vocabulary
 from .config import ModelConfig
 from .head import HeadOutput
-from .postprocess import decode_boxes, select_detections, unletterbox_boxes
+from .postprocess import decode_boxes, results_from_outputs
+from .predictor import Predictor
 from .preprocess import check_imgsz, preprocess
 
 __all__ = ["OVDetector"]
@@ -27,7 +26,7 @@ __all__ = ["OVDetector"]
 logger = logging.getLogger(__name__)
 
 
-class OVDetector(nn.Module):
+class OVDetector(nn.Module, Predictor):
     """An open-vocabulary detector: boxes scored against free-text classes.
 
     Args:
@@ -94,6 +93,11 @@ class OVDetector(nn.Module):
     @property
     def stride(self) -> int:
         return int(max(self.backbone.strides))
+
+    @property
+    def default_imgsz(self) -> int:
+        """The inference size :meth:`predict` uses when given none (``config.imgsz``)."""
+        return self.config.imgsz
 
     @property
     def device(self) -> torch.device:
@@ -215,83 +219,6 @@ class OVDetector(nn.Module):
         return super().train(mode)
 
     # ------------------------------------------------------------------ images in, results out
-    def predict(
-        self,
-        source: Any,
-        *,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        imgsz: int | tuple[int, int] | None = None,
-        max_det: int = 300,
-        agnostic: bool = False,
-        multi_label: bool = False,
-        batch: int = 8,
-        keep_images: bool = True,
-    ) -> list[Result]:
-        """Detect the vocabulary's classes in images.
-
-        Args:
-            source: An image path, a folder, a glob, a BGR ``uint8`` array (as OpenCV gives), a PIL image, or a list
-                of these.
-            conf: Minimum score of a detection.
-            iou: IoU above which NMS suppresses the lower-scored of two boxes of one class.
-            imgsz: Inference size (a multiple of 32, or ``(h, w)``); ``None`` = the model's own (``config.imgsz``).
-            max_det: Maximum detections per image.
-            agnostic: NMS across classes instead of per class.
-            multi_label: Let one box carry several classes above ``conf`` (for mAP evaluation).
-            batch: Images per forward pass.
-            keep_images: Keep each original image in its ``Result`` (needed by ``Result.plot``).
-
-        Returns:
-            One :class:`Result` per image, in source order.
-
-        Raises:
-            VocabularyError: :meth:`set_classes` was never called.
-            SourceError: a missing, unreadable or unsupported source.
-        """
-        return list(
-            self.predict_iter(
-                source, conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, agnostic=agnostic,
-                multi_label=multi_label, batch=batch, keep_images=keep_images,
-            )
-        )  # fmt: skip
-
-    def predict_iter(
-        self,
-        source: Any,
-        *,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        imgsz: int | tuple[int, int] | None = None,
-        max_det: int = 300,
-        agnostic: bool = False,
-        multi_label: bool = False,
-        batch: int = 8,
-        keep_images: bool = True,
-    ) -> Iterator[Result]:
-        """Like :meth:`predict`, but yields results one by one, reading images only as they are needed."""
-        self._check_predict_args(conf, iou, max_det, batch)
-        items = resolve_images(source)
-        size = check_imgsz(imgsz if imgsz is not None else self.config.imgsz, self.stride)
-        for start in range(0, len(items), batch):
-            decoded = [read_image(item) for item in items[start : start + batch]]
-            images = [im for im, _ in decoded]
-            results = self.detect(
-                images, conf=conf, iou=iou, imgsz=size, max_det=max_det, agnostic=agnostic, multi_label=multi_label
-            )
-            for result, (image, path) in zip(results, decoded):
-                yield dataclasses.replace(result, path=path, image=image if keep_images else None)
-
-    def _check_predict_args(self, conf: float, iou: float, max_det: int, batch: int) -> None:
-        if not self._names:
-            raise VocabularyError(
-                "no classes set: call model.set_classes(['person', 'bus', ...]) before predicting"
-            )
-        if not 0 <= conf <= 1 or not 0 <= iou <= 1:
-            raise ValueError(f"conf and iou must be in [0, 1], got conf={conf}, iou={iou}")
-        if max_det < 1 or batch < 1:
-            raise ValueError(f"max_det and batch must be >= 1, got max_det={max_det}, batch={batch}")
-
     @torch.inference_mode()
     def detect(
         self,
@@ -319,14 +246,28 @@ class OVDetector(nn.Module):
             scores = out.class_logits.sigmoid()  # (B, K, A)
         finally:
             self.train(was_training)
-        results = []
-        for i, info in enumerate(letterboxes):
-            b, s, c = select_detections(
-                boxes[i], scores[i], conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, multi_label=multi_label
-            )
-            b = unletterbox_boxes(b.float(), info)
-            results.append(Result(b.cpu().numpy(), s.float().cpu().numpy(), c.cpu().numpy(), self._names, info.orig_shape))
-        return results
+        return results_from_outputs(
+            boxes, scores, letterboxes, self._names, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic,
+            multi_label=multi_label,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ export
+    def export(self, format: str, path: str | os.PathLike, *, imgsz: int | tuple[int, int] | None = None, opset: int = 17) -> str:
+        """Export the model with its current vocabulary folded in; returns the written path.
+
+        ``format="onnx"``: images ``(B, 3, H, W)`` → decoded boxes and scores, dynamic batch and size, metadata
+        included (see :mod:`ovdet.model.export`); predict with it via ``ovdet.load_onnx(path)``. This model is not
+        changed (an unfused model is exported through a fused copy).
+
+        Raises:
+            ValueError: an unknown format.
+            VocabularyError: no vocabulary is set.
+        """
+        if format != "onnx":
+            raise ValueError(f"unknown export format {format!r}; supported: 'onnx'")
+        from .export import export_onnx
+
+        return str(export_onnx(self, path, imgsz=imgsz, opset=opset))
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike) -> str:
