@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..errors import OVDetError
-from . import predict
+from . import convert, predict
 
-COMMANDS = [predict]
+COMMANDS = [predict, convert]
 
 
 def build_parser() -> argparse.ArgumentParser:
