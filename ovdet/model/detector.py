@@ -243,6 +243,10 @@ class OVDetector(nn.Module, Predictor):
         self.eval()
         try:
             batch, letterboxes = preprocess(list(images), size, stride=self.stride, device=self.device)
+            if batch.device.type == "cpu" and torch.backends.mkldnn.is_available():
+                # oneDNN convolves channels-last input ~20% faster, even with contiguous weights (ultralytics'
+                # predictor converts the model itself; this leaves the model as it is)
+                batch = batch.contiguous(memory_format=torch.channels_last)
             out = self(batch.to(self.class_embeddings.dtype))  # the vocabulary, folded once fuse() was called
             boxes = decode_boxes(out)  # (B, A, 4) in input pixels
             scores = out.class_logits.sigmoid()  # (B, K, A)

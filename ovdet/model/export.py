@@ -45,33 +45,44 @@ class _DecodedOutputs(nn.Module):
         return decode_boxes(out), out.class_logits.sigmoid()
 
 
+def _fused_cpu_copy(model: OVDetector) -> OVDetector:
+    """A float32 CPU copy of ``model``, fused; ``model`` itself is left exactly as it was."""
+    import copy
+
+    from .build import build_detector
+
+    if model.is_fused:  # its BatchNorms are gone, so no state dict rebuilds it: copy the modules (minus the encoder)
+        encoder, model.text_encoder = model.text_encoder, None
+        try:
+            twin = copy.deepcopy(model)
+        finally:
+            model.text_encoder = encoder
+        return twin.float().cpu()
+    twin = build_detector(model.config)  # no text encoder: the vocabulary is all the graph needs
+    twin.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
+    twin.set_vocabulary(model.vocabulary)
+    return twin.fuse()
+
+
 def export_onnx(
     model: OVDetector, path: str | os.PathLike, *, imgsz: int | tuple[int, int] | None = None, opset: int = 17
 ) -> Path:
     """Write ``model`` with its current vocabulary to an ONNX file (see the module docstring for its contract).
 
-    The model is exported fused (:meth:`OVDetector.fuse`); an unfused model is left as it is and a fused copy is
-    exported. ``imgsz`` is the size of the tracing input and the default inference size recorded in the file.
+    A fused float32 CPU copy of the model is exported (:meth:`OVDetector.fuse`); the model itself is not changed.
+    ``imgsz`` is the size of the tracing input and the default inference size recorded in the file.
 
     Raises:
         VocabularyError: no vocabulary is set.
     """
     import onnx
 
-    from .build import build_detector
     from .preprocess import check_imgsz
 
     if not model.names:
         raise VocabularyError("set the vocabulary before exporting: model.set_classes([...]).export('onnx', path)")
     size = check_imgsz(imgsz if imgsz is not None else model.config.imgsz, model.stride)
-    if model.is_fused:
-        fused = model
-    else:
-        fused = build_detector(model.config)  # no text encoder: the vocabulary is all the graph needs
-        fused.load_state_dict(model.state_dict())
-        fused.set_vocabulary(model.vocabulary)
-        fused.fuse()
-    fused = fused.float().cpu().eval()
+    fused = _fused_cpu_copy(model)
     graph = _DecodedOutputs(fused).eval()
     example = torch.zeros(1, 3, *size)
     tmp = Path(path).with_name(f".{Path(path).name}.export.tmp")
