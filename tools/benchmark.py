@@ -71,7 +71,7 @@ def bench_text(args: argparse.Namespace) -> None:
     print(f"text encoder: {args.text_encoder} ({'random' if encoder.travels else 'pretrained'} weights), "
           f"torch threads: {torch.get_num_threads()}")
     print(f"build (incl. text tower): {build_s:8.2f} s")
-    print(f"set_classes, 1,203 LVIS names")
+    print("set_classes, 1,203 LVIS names")
     print(f"  cold (empty cache)       {cold:8.2f} s   target <= 12 s")
     print(f"  warm (in memory)         {statistics.median(warm_memory) * 1e3:8.1f} ms  target <= 50 ms")
     print(f"  warm (from disk)         {statistics.median(warm_disk) * 1e3:8.1f} ms")
@@ -136,7 +136,6 @@ def bench_predict(args: argparse.Namespace) -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ["OVDET_CACHE"] = tempfile.mkdtemp(prefix="ovdet-bench-cache-")
     import cv2
-    import numpy as np
     import ultralytics
     from ultralytics import YOLOWorld
 
@@ -160,7 +159,8 @@ def bench_predict(args: argparse.Namespace) -> None:
           f"onnxruntime {__import__('onnxruntime').__version__}, CPU: {os.cpu_count()} cores")
 
     for label, names in (("80 COCO classes", coco_names()), ("1,203 LVIS classes", lvis_names())):
-        emb = torch.nn.functional.normalize(torch.randn(len(names), 512, generator=torch.Generator().manual_seed(1)), dim=-1)
+        gen = torch.Generator().manual_seed(1)
+        emb = torch.nn.functional.normalize(torch.randn(len(names), 512, generator=gen), dim=-1)
         plain.set_classes(names, embeddings=emb)
         fused.set_classes(names, embeddings=emb)
         theirs.model.txt_feats = plain.class_embeddings[None].clone()  # what YOLOWorld.set_classes would install
@@ -181,7 +181,8 @@ def bench_predict(args: argparse.Namespace) -> None:
         base = statistics.median(times["ultralytics YOLOWorld.predict"])
         print(f"\npredict, {label}                     median ms   vs ultralytics   detections")
         for name, t in times.items():
-            print(f"  {name:38s} {statistics.median(t) * 1e3:9.1f}   {statistics.median(t) / base:8.2f}x   {counts[name]:10d}")
+            ms = statistics.median(t)
+            print(f"  {name:38s} {ms * 1e3:9.1f}   {ms / base:8.2f}x   {counts[name]:10d}")
 
     names = lvis_names()
     encoder = TextEncoder("ViT-B-32-quickgelu")  # random weights: the cost is the same as openai's, no download

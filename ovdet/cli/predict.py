@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if classes is not None:
         model.set_classes(classes)
     elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary
-        raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
+        raise VocabularyError(
+            'this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE'
+        )
     save_dir = Path(args.save) if args.save else None
     if save_dir:
         save_dir.mkdir(parents=True, exist_ok=True)

@@ -95,9 +95,8 @@ def read_ultralytics_checkpoint(path: str | os.PathLike, *, trust_pickle: bool =
             "readable by the installed ultralytics (re-save it with `YOLO(path).save(new_path)` if it is older)"
         ) from e
     except Exception as e:  # pickle, zip and EOF errors all mean "not a checkpoint"; the message says which
-        raise CheckpointError(
-            f"{path} is not a readable torch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
-        ) from e
+        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(e).__name__}: {detail})") from e
     if isinstance(checkpoint, nn.Module):
         checkpoint = {"model": checkpoint}
     if not isinstance(checkpoint, dict):
@@ -216,7 +215,7 @@ def _check_architecture(module: nn.Module) -> None:
             f"(BNContrastiveHead). {_SUPPORTED}"
         )
     if getattr(detect, "end2end", False) or getattr(detect, "one2one_cv2", None) is not None:
-        raise CheckpointError(f"the head is an end-to-end (NMS-free) variant, which ovdet does not import; {_SUPPORTED}")
+        raise CheckpointError(f"the head is an end-to-end (NMS-free) variant, not imported by ovdet; {_SUPPORTED}")
     if any(isinstance(m, nn.Module) and type(m).__name__ == "Conv" and not hasattr(m, "bn") for m in module.modules()):
         raise CheckpointError(
             "the checkpoint's Conv+BatchNorm layers are fused (it was saved after inference); convert the original "
@@ -242,13 +241,14 @@ def _model_config(module: nn.Module, embed_dim: int) -> ModelConfig:
     detect = module.model[_HEAD_LAYER]
     name = f"yoloworldv2-{scale}" if scale else "yoloworldv2-custom"
     base = load_config(name) if scale in ("n", "s", "m", "l", "x") else ModelConfig(name)
+    embed_channels = int(detect.cv3[0][0].conv.out_channels)  # ultralytics: max(P3 channels, min(nc, 100))
     return dataclasses.replace(
         base,
         scale=ScaleConfig(float(depth), float(width), int(min(max_channels, 1 << 20))),
         neck=NeckConfig(text_guided=True, attn_heads=heads),  # type: ignore[arg-type]
-        head=HeadConfig(reg_max=int(detect.reg_max), norm="batchnorm", embed_channels=int(detect.cv3[0][0].conv.out_channels)),
+        head=HeadConfig(reg_max=int(detect.reg_max), norm="batchnorm", embed_channels=embed_channels),
         embed_dim=embed_dim,
-    )  # fmt: skip
+    )
 
 
 def _converted_state_dict(module: nn.Module, model: OVDetector) -> dict[str, torch.Tensor]:
@@ -307,7 +307,8 @@ def _check_module_settings(module: nn.Module, model: OVDetector) -> None:
                 f"BatchNorm '{name}' has eps {theirs.eps:g}, where YOLO-World v2 (and ovdet) use "
                 f"{getattr(mine, 'eps', float('nan')):g}; {_SUPPORTED}"
             )
-        if hasattr(theirs, "act") and hasattr(theirs, "conv") and type(getattr(mine, "act", None)) is not type(theirs.act):
+        is_conv = hasattr(theirs, "act") and hasattr(theirs, "conv")
+        if is_conv and type(getattr(mine, "act", None)) is not type(theirs.act):
             raise CheckpointError(
                 f"layer '{name}' uses activation {type(theirs.act).__name__}, where YOLO-World v2 (and ovdet) use "
                 f"{type(getattr(mine, 'act', None)).__name__}; {_SUPPORTED}"

@@ -183,8 +183,8 @@ class OVDetector(nn.Module, Predictor):
         Every Conv's BatchNorm is folded into its convolution, and the vocabulary is folded into the head's scoring
         convs and the text-guided neck's attention (YOLO-World's reparameterisation), then refolded by every later
         :meth:`set_classes`. Weights move to channels-last memory, which oneDNN (CPU) and cuDNN convolve faster, as
-        ultralytics' predictor does. Outputs equal the unfused model's up to float rounding. ``model(images)`` (no text) and
-        :meth:`predict` use the folded path; ``model(images, text)`` still scores any other text exactly.
+        ultralytics' predictor does. Outputs equal the unfused model's up to float rounding. ``model(images)`` (no
+        text) and :meth:`predict` use the folded path; ``model(images, text)`` still scores any other text exactly.
 
         A fused model is for inference only: ``train()``, ``save()`` and ``load_state_dict()`` raise
         :class:`~ovdet.errors.FusedModelError`. Save (or keep) the unfused model for those.
@@ -215,8 +215,9 @@ class OVDetector(nn.Module, Predictor):
     def train(self, mode: bool = True) -> OVDetector:
         if mode and getattr(self, "_fused", False):
             raise FusedModelError(
-                "this model was fused for inference (model.fuse()): its BatchNorms are folded into the convolutions, so "
-                "it cannot train; train the unfused model (ovdet.load or ovdet.build it again) and fuse a copy for inference"
+                "this model was fused for inference (model.fuse()): its BatchNorms are folded into the convolutions, "
+                "so it cannot train; train the unfused model (ovdet.load or ovdet.build it again) and fuse a copy "
+                "for inference"
             )
         return super().train(mode)
 
@@ -258,7 +259,9 @@ class OVDetector(nn.Module, Predictor):
         )  # fmt: skip
 
     # ------------------------------------------------------------------ export
-    def export(self, format: str, path: str | os.PathLike, *, imgsz: int | tuple[int, int] | None = None, opset: int = 17) -> str:
+    def export(
+        self, format: str, path: str | os.PathLike, *, imgsz: int | tuple[int, int] | None = None, opset: int = 17
+    ) -> str:
         """Export the model with its current vocabulary folded in; returns the written path.
 
         ``format="onnx"``: images ``(B, 3, H, W)`` → decoded boxes and scores, dynamic batch and size, metadata

@@ -82,7 +82,9 @@ def fold_attention(attn: MaxSigmoidAttnBlock, text: torch.Tensor) -> tuple[torch
     return weight, bias, 1
 
 
-def c2f_attn_folded(block: C2fAttn, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int) -> torch.Tensor:
+def c2f_attn_folded(
+    block: C2fAttn, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int
+) -> torch.Tensor:
     """``C2fAttn.forward`` with the folded attention of :func:`fold_attention` (no text argument)."""
     y = list(block.cv1(x).chunk(2, 1))
     y.extend(m(y[-1]) for m in block.m)
@@ -90,7 +92,9 @@ def c2f_attn_folded(block: C2fAttn, x: torch.Tensor, weight: torch.Tensor, bias:
     return block.cv2(torch.cat(y, 1))
 
 
-def _attention_folded(attn: MaxSigmoidAttnBlock, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int) -> torch.Tensor:
+def _attention_folded(
+    attn: MaxSigmoidAttnBlock, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int
+) -> torch.Tensor:
     b, _, h, w = x.shape
     aw = F.conv2d(x, weight, bias, groups=groups)  # (B, nh*K, H, W)
     aw = aw.view(b, attn.nh, -1, h, w).amax(2).sigmoid() * attn.scale  # (B, nh, H, W)

@@ -46,12 +46,15 @@ class OnnxDetector(Predictor):
         if threads is not None:
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+            providers = list(providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own unrelated exception types for unreadable files
             raise CheckpointError(f"cannot load {path} with ONNX Runtime: {str(e).splitlines()[0][:300]}") from e
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:
-            raise CheckpointError(f"{path} was not exported by ovdet (model.export('onnx', path)): no '{METADATA_KEY}' metadata")
+            raise CheckpointError(
+                f"{path} was not exported by ovdet (model.export('onnx', path)): no '{METADATA_KEY}' metadata"
+            )
         info = json.loads(meta)
         if info.get("format_version", 0) > ONNX_FORMAT_VERSION:
             raise CheckpointError(f"{path} has ovdet ONNX format {info['format_version']}, newer than this ovdet reads")
