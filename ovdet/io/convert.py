@@ -171,8 +171,6 @@ def convert_world_model(module: nn.Module, *, text_encoder: str | TextEncoder = 
     vocab = _vocabulary(module, embed_dim)
     if vocab is not None:
         model.set_vocabulary(vocab)
-    else:
-        logger.warning("the checkpoint carries no class embeddings (txt_feats); call set_classes before predicting")
     return model.eval()
 
 
@@ -316,17 +314,21 @@ def _check_module_settings(module: nn.Module, model: OVDetector) -> None:
 
 
 def _vocabulary(module: nn.Module, embed_dim: int) -> Vocabulary | None:
+    """The checkpoint's names and ``txt_feats`` as a vocabulary, or ``None`` (with a warning saying why) when they
+    are missing or disagree: the weights are still good, and ``set_classes`` gives the model a vocabulary."""
     feats = getattr(module, "txt_feats", None)
     if not isinstance(feats, torch.Tensor):
+        logger.warning("the checkpoint carries no class embeddings (txt_feats); call set_classes before predicting")
         return None
     feats = feats.detach().float().reshape(-1, feats.shape[-1])  # (1, K, D) -> (K, D)
     names = getattr(module, "names", None)
     names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names or [])
     if len(names) != len(feats):
-        raise CheckpointError(
-            f"the checkpoint has {len(names)} class names but {len(feats)} class embeddings (txt_feats); re-save it "
-            "after model.set_classes(names) in ultralytics"
-        )
+        logger.warning(
+            "the checkpoint has %d class names but %d class embeddings (txt_feats), so its vocabulary is not carried "
+            "over; call set_classes before predicting", len(names), len(feats),
+        )  # fmt: skip
+        return None
     norms = feats.norm(dim=-1)
     if ((norms - 1).abs() > 1e-2).any():
         logger.warning(
@@ -337,7 +339,8 @@ def _vocabulary(module: nn.Module, embed_dim: int) -> Vocabulary | None:
     try:
         return Vocabulary.from_embeddings([str(n) for n in names], feats, embed_dim)
     except VocabularyError as e:
-        raise CheckpointError(f"the checkpoint's vocabulary cannot be used: {e}") from e
+        logger.warning("the checkpoint's vocabulary is not carried over (%s); call set_classes before predicting", e)
+        return None
 
 
 def _sha256(path: Path) -> str:

@@ -100,6 +100,15 @@ def test_converted_model_saves_and_loads_without_pickle(converted, tmp_path, mon
     assert loaded.metadata["converted_from"]["file"] == "world-n.pt"
 
 
+def test_inconsistent_vocabulary_is_left_out_with_a_warning(caplog):
+    from ultralytics.nn.tasks import WorldModel
+
+    world = WorldModel("yolov8n-worldv2.yaml", nc=80, verbose=False)
+    world.names = {0: "only one name"}  # but 80 txt_feats rows
+    model = convert_world_model(world)
+    assert model.names == [] and "1 class names but 80 class embeddings" in caplog.text
+
+
 def test_refuses_to_unpickle_without_the_trust_flag(world_checkpoint):
     with pytest.raises(PickleRefusedError, match="trust_pickle=True") as info:
         ovdet.from_ultralytics(world_checkpoint("n"))
