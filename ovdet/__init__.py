@@ -7,12 +7,13 @@
 
 __version__ = "0.1.0"
 
-from .api import build, list_models, list_weights, load
+from .api import build, from_ultralytics, list_models, list_weights, load, load_onnx
 from .errors import (
     CheckpointError,
     ConfigError,
     DatasetError,
     DisplayError,
+    FusedModelError,
     OVDetError,
     PickleRefusedError,
     SourceError,
@@ -21,6 +22,7 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .model import ModelConfig, OVDetector
+from .model.runtime import OnnxDetector
 from .results import Result
 from .text import TextEncoder
 
@@ -29,9 +31,11 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DisplayError",
+    "FusedModelError",
     "ModelConfig",
     "OVDetError",
     "OVDetector",
+    "OnnxDetector",
     "PickleRefusedError",
     "Result",
     "SourceError",
@@ -41,7 +45,9 @@ __all__ = [
     "WeightsUnavailableError",
     "__version__",
     "build",
+    "from_ultralytics",
     "list_models",
     "list_weights",
     "load",
+    "load_onnx",
 ]

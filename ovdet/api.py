@@ -10,9 +10,10 @@ from .errors import CheckpointError, UnknownModelError
 from .io import weights as weights_table
 from .model import OVDetector, build_detector, list_configs, load_config, load_detector
 from .model.config import ModelConfig
+from .model.runtime import OnnxDetector
 from .text import DEFAULT_TEXT_ENCODER, TextEncoder
 
-__all__ = ["build", "load", "list_models", "list_weights"]
+__all__ = ["build", "load", "load_onnx", "list_models", "list_weights", "from_ultralytics"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +85,47 @@ def load(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDet
                 f"model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
                 f"`ovdet convert ultralytics {p} OUT_DIR --trust-pickle`, then load OUT_DIR"
             )
+        if p.suffix == ".onnx":
+            raise CheckpointError(f"{p} is an ONNX export; predict with it through ovdet.load_onnx('{p}')")
         raise CheckpointError(f"{p} is a file; ovdet.load takes the folder written by model.save() that contains it")
     known = ", ".join(list_weights()) or "none bundled"
     raise UnknownModelError(
         f"no saved model at '{text}' and no known weights of that name (known: {known}); "
         "pass a folder written by model.save(), or use ovdet.build(config) for random weights"
     )
+
+
+def from_ultralytics(
+    path: str | os.PathLike,
+    *,
+    trust_pickle: bool = False,
+    text_encoder: str | TextEncoder = DEFAULT_TEXT_ENCODER,
+    device: str = "cpu",
+) -> OVDetector:
+    """Convert an ultralytics YOLO-World v2 checkpoint (``yolov8{n,s,m,l,x}-worldv2.pt``) into an ``OVDetector``.
+
+    The file is a pickle, so it is read only with ``trust_pickle=True``. Save the result with ``model.save(folder)``
+    to get a folder that :func:`load` reads without any pickle. See :func:`ovdet.io.convert.from_ultralytics`.
+
+    Raises:
+        PickleRefusedError: ``trust_pickle`` is not ``True``.
+        CheckpointError: the file is not readable, or holds another architecture (YOLO-World v1, YOLOE, YOLOv8...).
+    """
+    from .io.convert import from_ultralytics as convert
+
+    return convert(path, trust_pickle=trust_pickle, text_encoder=text_encoder, device=device)
+
+
+def load_onnx(path: str | os.PathLike, *, threads: int | None = None) -> OnnxDetector:
+    """A detector from a file written by ``model.export("onnx", path)``, run with ONNX Runtime.
+
+    Its ``predict`` takes the same arguments and returns the same results as ``OVDetector.predict``; the vocabulary
+    is the one folded in at export.
+
+    Raises:
+        CheckpointError: not a readable ONNX file exported by ovdet.
+    """
+    return OnnxDetector(path, threads=threads)
 
 
 def list_models() -> list[str]:

@@ -18,6 +18,7 @@ __all__ = [
     "PickleRefusedError",
     "DatasetError",
     "DisplayError",
+    "FusedModelError",
 ]
 
 
@@ -62,3 +63,7 @@ class DatasetError(OVDetError, ValueError):
 
 class DisplayError(OVDetError, RuntimeError):
     """A window was asked for (``--show``) where there is no display, or OpenCV was built without GUI support."""
+
+
+class FusedModelError(OVDetError, RuntimeError):
+    """A model fused for inference (``model.fuse()``) was asked to train, load or save weights."""

@@ -117,6 +117,20 @@ def bus_image() -> np.ndarray:
     return cv2.imread(str(BUS))
 
 
+def same_detections(theirs: np.ndarray, ours: np.ndarray, *, box_tol: float, score_tol: float) -> None:
+    """Rows ``(class, score, x1, y1, x2, y2)``: the same detections, matched class by class and box by box (the
+    order of two near-equal scores is not part of a detector's output)."""
+    assert len(theirs) == len(ours) and len(ours) > 0
+    unused = list(range(len(ours)))
+    for row in theirs:
+        candidates = [j for j in unused if ours[j, 0] == row[0]]
+        assert candidates, f"no detection of class {row[0]} left to match {row}"
+        j = min(candidates, key=lambda j: np.abs(ours[j, 2:] - row[2:]).max())
+        assert np.abs(ours[j, 2:] - row[2:]).max() <= box_tol, (row, ours[j])
+        assert abs(ours[j, 1] - row[1]) <= score_tol, (row, ours[j])
+        unused.remove(j)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     """Run ``python -m ovdet ARGS`` in a fresh process; returns the CompletedProcess."""
     import subprocess

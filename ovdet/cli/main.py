@@ -7,10 +7,10 @@ import logging
 import sys
 
 from ..errors import OVDetError
+from . import convert, predict, stream, train
 from . import eval as eval_command
-from . import predict, stream, train
 
-COMMANDS = [predict, stream, train, eval_command]
+COMMANDS = [predict, stream, convert, train, eval_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from ..errors import VocabularyError
 from .common import add_model_args, parse_classes, positive_int, probability, resolve_model
 
 HELP = "detect free-text classes in images"
@@ -16,7 +17,9 @@ HELP = "detect free-text classes in images"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help=HELP, description=HELP)
     p.add_argument("source", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument("--classes", help='comma-separated class names, e.g. "person,red backpack"')
+    p.add_argument(
+        "--classes", help='comma-separated class names, e.g. "person,red backpack" (default: the model\'s own classes)'
+    )
     p.add_argument("--classes-file", help="a text file with one class name per line")
     add_model_args(p)
     p.add_argument("--conf", type=probability, default=0.25, help="minimum score (default 0.25)")
@@ -45,10 +48,16 @@ def run(args: argparse.Namespace) -> int:
     from ..fileio import atomic_write_text
     from ..images import resolve_images
 
-    classes = parse_classes(args.classes, args.classes_file)
+    given = args.classes is not None or args.classes_file is not None
+    classes = parse_classes(args.classes, args.classes_file) if given else None
     items = resolve_images(args.source)  # fail on missing files before loading the model
     model = resolve_model(args.model, args.text_encoder, args.device)
-    model.set_classes(classes)
+    if classes is not None:
+        model.set_classes(classes)
+    elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary
+        raise VocabularyError(
+            'this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE'
+        )
     save_dir = Path(args.save) if args.save else None
     if save_dir:
         save_dir.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,20 @@ class WeightsSpec:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+# ultralytics' official YOLO-World v2 releases (the addresses its own downloader uses). They are pickles: ovdet
+# downloads, converts (trusting them because these addresses are fixed here, not passed in) and caches them once.
+_ULTRALYTICS_RELEASE = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
+_YOLO_WORLD: dict[str, WeightsSpec] = {
+    f"yolov8{s}-worldv2": WeightsSpec(
+        name=f"yolov8{s}-worldv2",
+        description=f"YOLO-World v2 ({s}), converted from ultralytics; zero-shot, CLIP ViT-B/32 text encoder",
+        url=f"{_ULTRALYTICS_RELEASE}/yolov8{s}-worldv2.pt",
+        license="AGPL-3.0 (Ultralytics)",
+        meta={"architecture": f"yoloworldv2-{s}", "source": "ultralytics", "text_encoder": "ViT-B-32-quickgelu:openai"},
+    )
+    for s in "smlx"
+}
+
 KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
     "ovdet-synth": WeightsSpec(
         name="ovdet-synth",
@@ -48,6 +62,7 @@ KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
         license="AGPL-3.0-or-later",
         meta={"recipe": "python tools/train_default.py", "world": "world.json beside the weights"},
     ),
+    **_YOLO_WORLD,
 }
 DEFAULT_WEIGHTS: str | None = "ovdet-synth"
 

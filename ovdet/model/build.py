@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ultralytics.utils.torch_utils import initialize_weights
+
 from ..errors import ConfigError
 from ..text.encoder import TextEncoder
 from .backbone import CSPDarknet
@@ -38,4 +40,8 @@ def build_detector(config: ModelConfig, *, text_encoder: TextEncoder | None = No
     backbone = CSPDarknet(config.scale)
     neck = PAN(backbone.out_channels, config.scale, config.neck, dim)
     head = OVHead(neck.out_channels, dim, config.head, backbone.strides)
-    return OVDetector(backbone, neck, head, config=config, text_encoder=text_encoder)
+    model = OVDetector(backbone, neck, head, config=config, text_encoder=text_encoder)
+    # YOLOv8's BatchNorm settings (eps 1e-3, momentum 0.03), as ultralytics sets them on every model it builds. eps is
+    # not in the state dict, so converted YOLO-World weights only reproduce ultralytics' outputs with these.
+    initialize_weights(model)
+    return model

@@ -78,3 +78,30 @@ class OVHead(nn.Module):
         )
         anchors, strides = make_anchors(feats, self.level_strides, 0.5)
         return HeadOutput(boxes, logits, anchors, strides)
+
+    # ------------------------------------------------------------------ inference with a folded vocabulary
+    def fold_text(self, text: torch.Tensor) -> None:
+        """Fold fixed text embeddings ``(K, D)`` into per-level 1×1 convs (see :mod:`ovdet.model.fuse`), used by
+        :meth:`forward_folded`. Stored as non-persistent buffers: they move with ``.to()`` and are never saved."""
+        from .fuse import fold_scorer
+
+        for i, (branch, scorer) in enumerate(zip(self.embed_branch, self.scorers)):
+            weight, bias, replaces_last = fold_scorer(branch[-1], scorer, text)
+            self.register_buffer(f"folded_weight_{i}", weight.to(branch[-1].weight), persistent=False)
+            self.register_buffer(f"folded_bias_{i}", bias.to(branch[-1].weight), persistent=False)
+            self._folded_replaces_last = replaces_last
+
+    def forward_folded(self, feats: list[torch.Tensor]) -> HeadOutput:
+        """:meth:`forward` against the text given to :meth:`fold_text`."""
+        b = feats[0].shape[0]
+        boxes = torch.cat([branch(x).view(b, 4 * self.reg_max, -1) for branch, x in zip(self.box_branch, feats)], 2)
+        logits = []
+        for i, (branch, x) in enumerate(zip(self.embed_branch, feats)):
+            weight, bias = getattr(self, f"folded_weight_{i}"), getattr(self, f"folded_bias_{i}")
+            if self._folded_replaces_last:
+                region = branch[:-1](x)
+            else:
+                region = nn.functional.normalize(branch(x), dim=1)
+            logits.append(nn.functional.conv2d(region, weight, bias).flatten(2))  # (B, K, H_i * W_i)
+        anchors, strides = make_anchors(feats, self.level_strides, 0.5)
+        return HeadOutput(boxes, torch.cat(logits, 2), anchors, strides)

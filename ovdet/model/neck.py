@@ -64,3 +64,38 @@ class PAN(nn.Module):
         n4 = self._run(self.bottom_up4, torch.cat([self.down3(n3), t4], 1), text)
         n5 = self._run(self.bottom_up5, torch.cat([self.down4(n4), p5], 1), text)
         return [n3, n4, n5]
+
+    # ------------------------------------------------------------------ inference with a folded vocabulary
+    _BLOCKS = ("top_down4", "top_down3", "bottom_up4", "bottom_up5")
+
+    def fold_text(self, text: torch.Tensor) -> None:
+        """Fold fixed text embeddings ``(K, D)`` into each C2fAttn's attention (see :mod:`ovdet.model.fuse`), used
+        by :meth:`forward_folded`; a neck that is not text-guided has nothing to fold."""
+        from .fuse import fold_attention
+
+        if not self.text_guided:
+            return
+        for name in self._BLOCKS:
+            attn = getattr(self, name).attn
+            weight, bias, groups = fold_attention(attn, text)
+            ref = attn.proj_conv.conv.weight
+            self.register_buffer(f"folded_weight_{name}", weight.to(ref), persistent=False)
+            self.register_buffer(f"folded_bias_{name}", bias.to(ref), persistent=False)
+            setattr(self, f"_folded_groups_{name}", groups)
+
+    def forward_folded(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`forward` against the text given to :meth:`fold_text`."""
+        if not self.text_guided:
+            return self.forward(feats)
+        from .fuse import c2f_attn_folded
+
+        def run(name: str, x: torch.Tensor) -> torch.Tensor:
+            weight, bias = getattr(self, f"folded_weight_{name}"), getattr(self, f"folded_bias_{name}")
+            return c2f_attn_folded(getattr(self, name), x, weight, bias, getattr(self, f"_folded_groups_{name}"))
+
+        p3, p4, p5 = feats
+        t4 = run("top_down4", torch.cat([self.upsample(p5), p4], 1))
+        n3 = run("top_down3", torch.cat([self.upsample(t4), p3], 1))
+        n4 = run("bottom_up4", torch.cat([self.down3(n3), t4], 1))
+        n5 = run("bottom_up5", torch.cat([self.down4(n4), p5], 1))
+        return [n3, n4, n5]

@@ -6,10 +6,11 @@ import torch
 import torchvision
 from ultralytics.utils.tal import dist2bbox
 
+from ..results import Result
 from .head import HeadOutput
 from .preprocess import Letterbox
 
-__all__ = ["decode_boxes", "select_detections", "unletterbox_boxes"]
+__all__ = ["decode_boxes", "select_detections", "unletterbox_boxes", "results_from_outputs"]
 
 MAX_NMS = 30000  # candidates kept for NMS, as ultralytics
 
@@ -64,3 +65,27 @@ def unletterbox_boxes(boxes: torch.Tensor, info: Letterbox) -> torch.Tensor:
     offset = boxes.new_tensor([left, top, left, top])
     gain = boxes.new_tensor([gx, gy, gx, gy])
     return torchvision.ops.clip_boxes_to_image((boxes - offset) / gain, info.orig_shape)
+
+
+def results_from_outputs(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    letterboxes: list[Letterbox],
+    names: tuple[str, ...],
+    *,
+    conf: float,
+    iou: float,
+    max_det: int,
+    agnostic: bool = False,
+    multi_label: bool = False,
+) -> list[Result]:
+    """One :class:`Result` per image from decoded ``boxes`` ``(B, A, 4)`` (xyxy, input pixels) and ``scores``
+    ``(B, K, A)`` (probabilities): :func:`select_detections`, then boxes back to original pixels."""
+    results = []
+    for i, info in enumerate(letterboxes):
+        b, s, c = select_detections(
+            boxes[i], scores[i], conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, multi_label=multi_label
+        )
+        b = unletterbox_boxes(b.float(), info)
+        results.append(Result(b.cpu().numpy(), s.float().cpu().numpy(), c.cpu().numpy(), tuple(names), info.orig_shape))
+    return results

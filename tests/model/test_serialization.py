@@ -45,7 +45,9 @@ def test_another_process_predicts_and_encodes_exactly_as_before(tiny_model, tmp_
         print(json.dumps({{"results": results, "new": new}}))
         """
     )
-    env = {"OVDET_CACHE": str(tmp_path / "fresh-cache")}
+    # the same thread count as this process (ultralytics sets OMP_NUM_THREADS=1 on import, which a child inherits):
+    # oneDNN's summation order depends on it, and near-tied scores would swap places
+    env = {"OVDET_CACHE": str(tmp_path / "fresh-cache"), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**__import__("os").environ, **env})
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])

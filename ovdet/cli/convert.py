@@ -1,0 +1,37 @@
+"""``ovdet convert ultralytics CKPT OUT_DIR --trust-pickle``: import a YOLO-World v2 checkpoint as a saved model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "convert another library's checkpoint into an ovdet model folder"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("convert", help=HELP, description=HELP)
+    sources = p.add_subparsers(title="sources", dest="source", metavar="SOURCE", required=True)
+    u = sources.add_parser(
+        "ultralytics",
+        help="a YOLO-World v2 checkpoint (yolov8{n,s,m,l,x}-worldv2.pt)",
+        description="Convert an ultralytics YOLO-World v2 checkpoint into a folder (model.safetensors + config.json) "
+        "that `ovdet predict --model OUT_DIR` and ovdet.load(OUT_DIR) read without any pickle. The checkpoint is a "
+        "pickle, which can run code when read: pass --trust-pickle only for files from a source you trust.",
+    )
+    u.add_argument("checkpoint", help="the ultralytics .pt file")
+    u.add_argument("out_dir", help="the model folder to write (replaced if it exists)")
+    u.add_argument("--trust-pickle", action="store_true", help="allow unpickling the checkpoint (required)")
+    u.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import ovdet
+
+    model = ovdet.from_ultralytics(args.checkpoint, trust_pickle=args.trust_pickle)
+    model.save(args.out_dir)
+    print(
+        f"converted {args.checkpoint} ({model.config.name}, {len(model.names)} classes, text encoder "
+        f"{model.text_encoder.spec}) -> {args.out_dir}",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,172 @@
+"""``predict`` / ``predict_iter`` / ``stream`` shared by every detector that implements ``detect``: images in, Results out.
+
+:class:`~ovdet.model.detector.OVDetector` (PyTorch) and :class:`~ovdet.model.runtime.OnnxDetector` (ONNX Runtime)
+differ only in how ``detect`` runs one batch; reading sources, batching and argument checks live here once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import VocabularyError
+from ..images import read_image, resolve_images
+from ..results import Result
+from ..sources import Frame, Reconnect, SourceSpec, iter_rounds, open_sources
+from .preprocess import check_imgsz
+
+__all__ = ["Predictor"]
+
+
+class Predictor:
+    """Mixin: ``predict``, ``predict_iter`` and ``stream`` on top of ``detect(images, ...)``, ``names``, ``stride`` and
+    ``default_imgsz``."""
+
+    names: list[str]
+    stride: int
+    default_imgsz: int | tuple[int, int]
+
+    def detect(self, images: Sequence[np.ndarray], **kwargs: Any) -> list[Result]:  # pragma: no cover (abstract)
+        raise NotImplementedError
+
+    def predict(
+        self,
+        source: Any,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        multi_label: bool = False,
+        batch: int = 8,
+        keep_images: bool = True,
+    ) -> list[Result]:
+        """Detect the vocabulary's classes in images.
+
+        Args:
+            source: An image path, a folder, a glob, a BGR ``uint8`` array (as OpenCV gives), a PIL image, or a list
+                of these.
+            conf: Minimum score of a detection.
+            iou: IoU above which NMS suppresses the lower-scored of two boxes of one class.
+            imgsz: Inference size (a multiple of 32, or ``(h, w)``); ``None`` = the model's own (``config.imgsz``).
+            max_det: Maximum detections per image.
+            agnostic: NMS across classes instead of per class.
+            multi_label: Let one box carry several classes above ``conf`` (for mAP evaluation).
+            batch: Images per forward pass.
+            keep_images: Keep each original image in its ``Result`` (needed by ``Result.plot``).
+
+        Returns:
+            One :class:`Result` per image, in source order.
+
+        Raises:
+            VocabularyError: :meth:`set_classes` was never called.
+            SourceError: a missing, unreadable or unsupported source.
+        """
+        return list(
+            self.predict_iter(
+                source, conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, agnostic=agnostic,
+                multi_label=multi_label, batch=batch, keep_images=keep_images,
+            )
+        )  # fmt: skip
+
+    def predict_iter(
+        self,
+        source: Any,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        multi_label: bool = False,
+        batch: int = 8,
+        keep_images: bool = True,
+    ) -> Iterator[Result]:
+        """Like :meth:`predict`, but yields results one by one, reading images only as they are needed."""
+        self._check_predict_args(conf, iou, max_det, batch)
+        items = resolve_images(source)
+        size = check_imgsz(imgsz if imgsz is not None else self.default_imgsz, self.stride)
+        for start in range(0, len(items), batch):
+            decoded = [read_image(item) for item in items[start : start + batch]]
+            images = [im for im, _ in decoded]
+            results = self.detect(
+                images, conf=conf, iou=iou, imgsz=size, max_det=max_det, agnostic=agnostic, multi_label=multi_label
+            )
+            for result, (image, path) in zip(results, decoded):
+                yield dataclasses.replace(result, path=path, image=image if keep_images else None)
+
+    def stream(
+        self,
+        source: SourceSpec | Sequence[SourceSpec],
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        vid_stride: int = 1,
+        keep_images: bool = False,
+        reconnect: Reconnect | None = None,
+    ) -> Iterator[Result]:
+        """Detect the vocabulary's classes in every frame of a video, camera or stream, as the frames arrive.
+
+        Frames are decoded on a reader thread per source (see :mod:`ovdet.sources`) while the model runs, and memory
+        stays constant: a video file gives every frame in order; a live source gives its newest frames, dropping
+        stale ones when inference is slower than the source. Several sources are read in turn, one frame of each per
+        batched forward pass. Sources are opened (and checked) here; they are closed when the iteration ends or is
+        abandoned.
+
+        Args:
+            source: A video file, a webcam index (``0``), an ``rtsp://``/``rtmp://``/``http(s)://`` URL, a folder or
+                glob of images, an opened :class:`~ovdet.sources.FrameSource`, or a list of these.
+            conf, iou, imgsz, max_det, agnostic: As in :meth:`predict`.
+            vid_stride: Use every ``vid_stride``-th frame of each source.
+            keep_images: Keep each frame in its ``Result`` (needed by ``Result.plot``; costs a frame per result held).
+            reconnect: How live sources reconnect when they stop delivering (default
+                :class:`~ovdet.sources.Reconnect`\\ (): 5 attempts, backoff from 1 s).
+
+        Returns:
+            A generator of one :class:`Result` per frame with ``source``, ``frame_index`` and ``timestamp`` set (and
+            ``path`` for image files).
+
+        Raises:
+            VocabularyError: :meth:`set_classes` was never called.
+            SourceError: a source cannot be opened (raised here, before iterating); while iterating, a live source
+                that stays lost after the allowed reconnect attempts.
+        """
+        self._check_predict_args(conf, iou, max_det, 1)
+        size = check_imgsz(imgsz if imgsz is not None else self.default_imgsz, self.stride)
+        detect = functools.partial(self.detect, conf=conf, iou=iou, imgsz=size, max_det=max_det, agnostic=agnostic)
+        sources = open_sources(source, vid_stride=vid_stride, reconnect=reconnect)
+        return self._stream(iter_rounds(sources), detect, keep_images)
+
+    @staticmethod
+    def _stream(
+        rounds: Iterator[list[Frame]], detect: Callable[[list[np.ndarray]], list[Result]], keep_images: bool
+    ) -> Iterator[Result]:
+        try:
+            for frames in rounds:
+                results = detect([frame.image for frame in frames])
+                for frame, result in zip(frames, results):
+                    yield dataclasses.replace(
+                        result, source=frame.source, frame_index=frame.index, timestamp=frame.timestamp,
+                        path=frame.path, image=frame.image if keep_images else None,
+                    )  # fmt: skip
+        finally:
+            rounds.close()  # stops the reader threads and releases the sources
+
+    def _check_predict_args(self, conf: float, iou: float, max_det: int, batch: int) -> None:
+        if not self.names:
+            raise VocabularyError(
+                "no classes set: call model.set_classes(['person', 'bus', ...]) before predicting"
+            )
+        if not 0 <= conf <= 1 or not 0 <= iou <= 1:
+            raise ValueError(f"conf and iou must be in [0, 1], got conf={conf}, iou={iou}")
+        if max_det < 1 or batch < 1:
+            raise ValueError(f"max_det and batch must be >= 1, got max_det={max_det}, batch={batch}")
+

@@ -1,0 +1,94 @@
+"""ONNX export and ``OnnxDetector``: same outputs and predictions as PyTorch, metadata carried, clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ovdet
+from ovdet.errors import CheckpointError, VocabularyError
+from ovdet.model.postprocess import decode_boxes
+from tests.conftest import make_scorable, photo_batch, same_detections
+
+IMGSZ = 256
+
+
+def fused_twin(model: ovdet.OVDetector) -> ovdet.OVDetector:
+    twin = ovdet.build(model.config, None)
+    twin.load_state_dict(model.state_dict())
+    twin.set_vocabulary(model.vocabulary)
+    return twin.fuse()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A YOLO-World-layout model with 20 classes and its ONNX export."""
+    torch.manual_seed(0)
+    model = make_scorable(ovdet.build("yoloworldv2-n", None))
+    model.set_classes([f"class {i}" for i in range(20)], embeddings=np.random.default_rng(0).normal(size=(20, 512)))
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    assert model.export("onnx", path, imgsz=IMGSZ) == str(path)
+    return model.eval(), path
+
+
+def test_export_leaves_the_model_unfused_and_trainable(exported):
+    model, _ = exported
+    assert not model.is_fused
+    model.train()
+    model.eval()
+
+
+def test_a_fused_model_exports_too_and_stays_as_it_was(exported, tmp_path, bus_image):
+    model, _ = exported
+    fused = fused_twin(model)
+    fused.export("onnx", tmp_path / "fused.onnx", imgsz=128)
+    assert fused.is_fused and fused.names == model.names
+    (a,) = fused.predict(bus_image, imgsz=128, conf=0.8)
+    (b,) = ovdet.load_onnx(tmp_path / "fused.onnx").predict(bus_image, conf=0.8)
+    same_detections(np.c_[a.class_ids, a.scores, a.boxes], np.c_[b.class_ids, b.scores, b.boxes], box_tol=0.1, score_tol=1e-4)
+
+
+def test_onnx_outputs_equal_pytorch_for_any_batch_and_size(exported):
+    import onnxruntime as ort
+
+    model, path = exported
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["boxes", "scores"]
+    for images in (photo_batch(IMGSZ), photo_batch(IMGSZ)[:1, :, :192]):  # dynamic batch and height
+        boxes, scores = session.run(None, {"images": images.numpy()})
+        with torch.inference_mode():
+            out = model(images)
+        np.testing.assert_allclose(scores, out.class_logits.sigmoid().numpy(), atol=1e-4, rtol=0)
+        # float32 sums in another order (ONNX Runtime's kernels): ~1e-5 of the image size on this random model
+        np.testing.assert_allclose(boxes, decode_boxes(out).numpy(), atol=1e-2, rtol=0)
+
+
+def test_onnx_predictions_equal_pytorch(exported, bus_image):
+    model, path = exported
+    onnx_model = ovdet.load_onnx(path, threads=2)
+    assert onnx_model.names == model.names and onnx_model.stride == 32 and onnx_model.default_imgsz == (IMGSZ, IMGSZ)
+    assert onnx_model.info["architecture"] == "yoloworldv2-n"
+    fused = fused_twin(model)  # what the export holds: ~1e-5 from the unfused model, which could flip a near-tie
+    # this random model scores the full-size photo far higher: a conf per image gives ~40-100 detections each
+    for image, conf in ((bus_image, 0.95), (bus_image[::2, ::3].copy(), 0.9)):
+        (a,) = fused.predict(image, conf=conf, imgsz=IMGSZ)
+        (b,) = onnx_model.predict(image, conf=conf)  # its default size: the export's
+        assert b.names == a.names and b.orig_shape == a.orig_shape and 10 < len(a) < 300
+        rows = [np.c_[r.class_ids, r.scores, r.boxes] for r in (a, b)]
+        same_detections(*rows, box_tol=0.05, score_tol=1e-4)  # original pixels: 1080 / 256 larger
+
+
+def test_export_and_load_refusals(exported, tmp_path):
+    model, path = exported
+    with pytest.raises(ValueError, match="supported: 'onnx'"):
+        model.export("tflite", tmp_path / "m.tflite")
+    with pytest.raises(VocabularyError, match="set_classes"):
+        ovdet.build("yoloworldv2-n", None).export("onnx", tmp_path / "m.onnx")
+    with pytest.raises(CheckpointError, match="ovdet.load_onnx"):
+        ovdet.load(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        ovdet.load_onnx(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot load"):
+        ovdet.load_onnx(tmp_path / "junk.onnx")

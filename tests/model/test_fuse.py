@@ -1,0 +1,85 @@
+"""``OVDetector.fuse()``: BatchNorm and vocabulary folding keep outputs, refold on set_classes, refuse training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ovdet
+from ovdet.errors import FusedModelError
+from ovdet.model.postprocess import decode_boxes
+from tests.conftest import make_scorable, photo_batch, same_detections
+
+# float32 sums reassociated by folding move this random model's boxes by up to ~1e-2 input px
+BOX_TOL = 2e-2
+
+
+def twin(model: ovdet.OVDetector) -> ovdet.OVDetector:
+    """An independent copy (same weights and vocabulary) to fuse."""
+    copy = ovdet.build(model.config, None)
+    copy.load_state_dict(model.state_dict())
+    copy.set_vocabulary(model.vocabulary)
+    return copy.eval()
+
+
+@pytest.fixture(scope="module", params=["yoloworldv2-n", "ovdet-n"])
+def unfused(request):
+    """YOLO-World's layout (text-guided neck, BatchNorm scorer) and ovdet's (plain neck, L2 scorer)."""
+    torch.manual_seed(0)
+    model = make_scorable(ovdet.build(request.param, None if request.param.startswith("yolo") else "ovdet-test-tiny"))
+    names = [f"class {i}" for i in range(20)]
+    return model.set_classes(names, embeddings=np.random.default_rng(0).normal(size=(20, model.embed_dim))).eval()
+
+
+def assert_same_outputs(a, b):
+    torch.testing.assert_close(b.class_logits.sigmoid(), a.class_logits.sigmoid(), atol=1e-4, rtol=0)
+    torch.testing.assert_close(decode_boxes(b), decode_boxes(a), atol=BOX_TOL, rtol=0)
+
+
+def test_fused_outputs_equal_unfused(unfused):
+    fused = twin(unfused)
+    assert fused.fuse() is fused and fused.is_fused and not fused.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and hasattr(parent, "conv")
+                   for parent in fused.modules() for m in parent.children())  # fmt: skip
+    images = photo_batch(192)
+    with torch.inference_mode():
+        expected = unfused(images)
+        assert_same_outputs(expected, fused(images))  # folded vocabulary
+        assert_same_outputs(expected, fused(images, unfused.class_embeddings))  # any text, unfolded path
+
+
+def test_set_classes_after_fuse_refolds(unfused):
+    fused = twin(unfused).fuse()
+    images = photo_batch(192)
+    emb = np.random.default_rng(5).normal(size=(3, unfused.embed_dim))
+    fused.set_classes(["x", "y", "z"], embeddings=emb)
+    reference = twin(unfused).set_classes(["x", "y", "z"], embeddings=emb)
+    with torch.inference_mode():
+        out = fused(images)
+        assert out.class_logits.shape[1] == 3
+        assert_same_outputs(reference(images), out)
+        fused.class_embeddings.mul_(-1)  # an in-place edit is noticed and refolded, never silently ignored
+        reference.class_embeddings.mul_(-1)
+        assert_same_outputs(reference(images), fused(images))
+
+
+def test_fused_predictions_equal_unfused(unfused, bus_image):
+    fused = twin(unfused).fuse()
+    (a,) = unfused.predict(bus_image, imgsz=192, conf=0.5, max_det=1000)
+    (b,) = fused.predict(bus_image, imgsz=192, conf=0.5, max_det=1000)
+    rows = [np.c_[r.class_ids, r.scores, r.boxes] for r in (a, b)]
+    same_detections(*rows, box_tol=BOX_TOL * 6, score_tol=1e-4)  # original pixels: 1080 / 192 larger
+
+
+def test_fused_model_refuses_training_saving_and_loading(unfused, tmp_path):
+    fused = twin(unfused).fuse()
+    with pytest.raises(FusedModelError, match="cannot train"):
+        fused.train()
+    with pytest.raises(FusedModelError, match="save the model before fusing"):
+        fused.save(tmp_path / "fused")
+    with pytest.raises(FusedModelError, match="load them, then fuse"):
+        fused.load_state_dict(unfused.state_dict())
+    assert fused.eval() is fused and not (tmp_path / "fused").exists()
+    unfused.train()  # the model it was copied from is untouched
+    unfused.eval()
