@@ -68,8 +68,20 @@ def test_fused_predictions_equal_unfused(unfused, bus_image):
     fused = twin(unfused).fuse()
     (a,) = unfused.predict(bus_image, imgsz=192, conf=0.5, max_det=1000)
     (b,) = fused.predict(bus_image, imgsz=192, conf=0.5, max_det=1000)
-    rows = [np.c_[r.class_ids, r.scores, r.boxes] for r in (a, b)]
+    # this random model keeps ~400 boxes, many at an IoU within float noise of the NMS threshold: a box or two may
+    # flip either way, every other detection must be the same
+    keep_a, keep_b = _matched(a, b), _matched(b, a)
+    assert len(a) > 100 and keep_a.mean() >= 0.99 and keep_b.mean() >= 0.99
+    rows = [np.c_[r.class_ids, r.scores, r.boxes][k] for r, k in ((a, keep_a), (b, keep_b))]
     same_detections(*rows, box_tol=BOX_TOL * 6, score_tol=1e-4)  # original pixels: 1080 / 192 larger
+
+
+def _matched(a, b, box_tol=BOX_TOL * 6) -> np.ndarray:
+    """For each detection of ``a``, whether ``b`` has one of the same class within ``box_tol``."""
+    return np.array([
+        bool(((b.class_ids == c) & (np.abs(b.boxes - box).max(1) <= box_tol)).any())
+        for c, box in zip(a.class_ids, a.boxes)
+    ])  # fmt: skip
 
 
 def test_fused_model_refuses_training_saving_and_loading(unfused, tmp_path):
