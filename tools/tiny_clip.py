@@ -54,8 +54,11 @@ class TinyCLIP(nn.Module):
         super().__init__()
         from open_clip.model import _build_text_tower
 
+        from ultralytics.utils.torch_utils import initialize_weights
+
         dim = model_config["embed_dim"]
         self.visual = ImageTower(scale, dim)
+        initialize_weights(self.visual)  # the detector's BatchNorm settings (eps 1e-3), so the backbone transfers as is
         self.text = _build_text_tower(dim, model_config["text_cfg"], quick_gelu=model_config.get("quick_gelu", False))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
