@@ -161,7 +161,7 @@ def stage_package(args: argparse.Namespace, work: Path, data_yaml: Path, world: 
     packaged = load_detector(out)  # what users get: measure that, float16 round trip included
     metrics = stage_eval(packaged, data_yaml, work / "eval-packaged")
     table = summary(metrics)
-    atomic_write_text(out / "metrics.json", json.dumps({"test": table, "clip": clip_metrics, "recipe": recipe}, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps({"test": table, "clip": clip_metrics, "recipe": recipe.strip()}, indent=2) + "\n")
     write_examples(packaged, world, Path(args.examples))
     return table
 
