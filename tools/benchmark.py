@@ -2,6 +2,7 @@
 
     python tools/benchmark.py text      # set_classes for the 1,203 LVIS names: cold, warm, vs untrimmed encoding
     python tools/benchmark.py train     # training images/s: ovdet vs ultralytics' WorldTrainer, same data and size
+    python tools/benchmark.py train-step   # one forward, loss and backward: ovdet vs ultralytics' WorldModel
     python tools/benchmark.py stream    # model.stream(video) vs model.detect on the same, pre-decoded frames
     python tools/benchmark.py predict --threads 2   # ovdet vs ultralytics YOLOWorld.predict on the same weights
 
@@ -167,6 +168,53 @@ def bench_train(args: argparse.Namespace) -> None:
     for name, seconds in rows:
         print(f"  {name:45s} {args.images / seconds:6.2f} images/s   ({seconds:7.1f} s/epoch, "
               f"{reference / seconds:4.2f}x ultralytics' speed)")
+
+def bench_train_step(args: argparse.Namespace) -> None:
+    """One training step (forward, loss, backward) of ovdet and of ultralytics' WorldModel, same batch, interleaved."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import WorldModel
+
+    import ovdet
+    from ovdet.engine.loss import DetectionLoss
+
+    threads = args.threads or 1  # as ultralytics trains on this machine
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    b, k, size = args.batch, 80, args.imgsz
+    reference = WorldModel(f"yolov8{args.scale}-worldv2.yaml", nc=k, verbose=False).train()
+    reference.args = get_cfg()  # its loss reads the box/cls/dfl gains from here
+    ours = ovdet.build(f"yoloworldv2-{args.scale}", text_encoder="ViT-B-32-quickgelu").train()
+    criterion = DetectionLoss()
+    images = torch.rand(b, 3, size, size)
+    text = torch.nn.functional.normalize(torch.randn(b, k, 512), dim=-1)
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(b * 5, 2, generator=gen) * size * 0.6
+    wh = 40 + torch.rand(b * 5, 2, generator=gen) * size * 0.3
+    image_index = torch.arange(b).repeat_interleave(5)[:, None].float()
+    class_index = torch.arange(5).repeat(b)[:, None].float()
+    targets = torch.cat([image_index, class_index, xy, xy + wh], 1)
+    mask = torch.ones(b, k, dtype=torch.bool)
+    batch = {"img": images, "batch_idx": image_index[:, 0], "cls": class_index, "txt_feats": text,
+             "bboxes": torch.cat([xy + wh / 2, wh], 1) / size}  # fmt: skip
+
+    def step_reference():
+        reference.loss(batch)[0].sum().backward()
+        reference.zero_grad(set_to_none=True)
+
+    def step_ours():
+        criterion(ours(images, text), targets, mask)[0].backward()
+        ours.zero_grad(set_to_none=True)
+
+    times = interleaved({"ultralytics WorldModel": step_reference, "ovdet": step_ours}, args.repeat, 1, threads)
+    base = statistics.median(times["ultralytics WorldModel"])
+    print(f"training step (forward, loss, backward), yolov8{args.scale}-worldv2 layout, batch {b} at {size}, "
+          f"{threads} torch thread(s), median of {args.repeat}:")
+    for name, values in times.items():
+        print(f"  {name:25s} {statistics.median(values):6.2f} s   ({statistics.median(values) / base:4.2f}x)")
+
+
+
 def moving_shapes_video(path: Path, frames: int, size: tuple[int, int], fps: float = 30.0) -> Path:
     """A synthetic clip (discs and squares moving over a gradient), written with cv2.VideoWriter as MPEG-4."""
     import cv2
@@ -368,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", default="s", help="model size n/s/m/l/x (default s)")
     p.add_argument("--ovdet", nargs="+", default=None, help="ovdet configs to time (default ovdet-SCALE and yoloworldv2-SCALE)")
     p.set_defaults(func=bench_train)
+    p = sub.add_parser("train-step", help="one training step: ovdet vs ultralytics WorldModel, same batch")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--scale", default="s", choices=list("nsmlx"))
+    p.add_argument("--repeat", type=int, default=5)
+    p.set_defaults(func=bench_train_step)
     p = sub.add_parser("stream", help="model.stream(video) vs model.detect on pre-decoded frames")
     p.add_argument("--model", default="ovdet-n", help="architecture config (random weights)")
     p.add_argument("--text-encoder", default="ViT-B-32-quickgelu", help="spec; default: random-weight ViT-B/32")
