@@ -3,6 +3,7 @@
     python tools/benchmark.py text      # set_classes for the 1,203 LVIS names: cold, warm, vs untrimmed encoding
     python tools/benchmark.py train     # training images/s: ovdet vs ultralytics' WorldTrainer, same data and size
     python tools/benchmark.py train-step   # one forward, loss and backward: ovdet vs ultralytics' WorldModel
+    python tools/benchmark.py data      # ms per augmented training sample: ovdet vs ultralytics, same images
     python tools/benchmark.py stream    # model.stream(video) vs model.detect on the same, pre-decoded frames
     python tools/benchmark.py predict --threads 2   # ovdet vs ultralytics YOLOWorld.predict on the same weights
 
@@ -214,6 +215,44 @@ def bench_train_step(args: argparse.Namespace) -> None:
         print(f"  {name:25s} {statistics.median(values):6.2f} s   ({statistics.median(values) / base:4.2f}x)")
 
 
+def bench_data(args: argparse.Namespace) -> None:
+    """Milliseconds per training sample (decode, mosaic, augment) of ovdet's and ultralytics' datasets, same images."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.build import build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    from ovdet.data.augment import AugmentConfig
+    from ovdet.data.datasets import load_dataset_config, load_split
+    from ovdet.data.training import TrainingSet
+
+    torch.set_num_threads(args.threads or 1)
+    root = Path(tempfile.mkdtemp(prefix="ovdet-bench-data-"))
+    data = _make_yolo_dataset(root / "data", args.images, (480, 640))
+    split = load_split(load_dataset_config(data), "train")
+    prompts = [(name,) for name in split.names]
+    index = {p[0]: i for i, p in enumerate(prompts)}
+    datasets = {
+        f"ovdet TrainingSet (cache_mb={args.cache_mb:g})": TrainingSet(
+            split.records, prompts, index, imgsz=args.imgsz, augment=AugmentConfig(), cache_mb=args.cache_mb),
+        "ultralytics YOLODataset": build_yolo_dataset(
+            get_cfg(overrides={"imgsz": args.imgsz}), check_det_dataset(str(data))["train"], 8,
+            check_det_dataset(str(data)), mode="train"),
+    }  # fmt: skip
+    rows = {}
+    for epoch in range(args.epochs):  # the first pass is cold for both: ultralytics buffers, ovdet caches
+        for name, dataset in datasets.items():
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+            t = time.perf_counter()
+            for i in range(len(dataset)):
+                dataset[i]
+            rows.setdefault(name, []).append((time.perf_counter() - t) / len(dataset) * 1000)
+    print(f"training samples at {args.imgsz} px, mosaic on, {args.images} images, ms per sample by pass:")
+    for name, values in rows.items():
+        print(f"  {name:40s} " + "  ".join(f"{v:6.1f}" for v in values))
+
+
 
 def moving_shapes_video(path: Path, frames: int, size: tuple[int, int], fps: float = 30.0) -> Path:
     """A synthetic clip (discs and squares moving over a gradient), written with cv2.VideoWriter as MPEG-4."""
@@ -422,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", default="s", choices=list("nsmlx"))
     p.add_argument("--repeat", type=int, default=5)
     p.set_defaults(func=bench_train_step)
+    p = sub.add_parser("data", help="ms per training sample: ovdet TrainingSet vs ultralytics YOLODataset")
+    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--cache-mb", type=float, default=256)
+    p.set_defaults(func=bench_data)
     p = sub.add_parser("stream", help="model.stream(video) vs model.detect on pre-decoded frames")
     p.add_argument("--model", default="ovdet-n", help="architecture config (random weights)")
     p.add_argument("--text-encoder", default="ViT-B-32-quickgelu", help="spec; default: random-weight ViT-B/32")

@@ -29,6 +29,8 @@ class TrainSettings:
         epochs, imgsz, batch: Schedule length, square training size, images per step (over all processes).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         workers: Data-loading processes per training process.
+        cache_mb: Memory per data-loading process (or the training process with 0 workers) for decoded images,
+            least recently used dropped first; 0 decodes every image every time it is read.
         optimizer: ``AdamW`` or ``SGD``.
         lr0, lrf: Initial learning rate and final fraction of it.
         momentum, weight_decay: Optimizer momentum (β1 for AdamW) and decay (scaled by batch/nbs as ultralytics).
@@ -58,6 +60,7 @@ class TrainSettings:
     batch: int = 16
     device: str = "cpu"
     workers: int = 2
+    cache_mb: float = 256
     optimizer: str = "AdamW"
     lr0: float = 0.002
     lrf: float = 0.01
@@ -87,6 +90,7 @@ class TrainSettings:
             (self.imgsz >= 32 and self.imgsz % 32 == 0, "imgsz must be a positive multiple of 32"),
             (self.batch >= 1, "batch must be >= 1"),
             (self.workers >= 0, "workers must be >= 0"),
+            (self.cache_mb >= 0, "cache_mb must be >= 0"),
             (self.optimizer in ("AdamW", "SGD"), "optimizer must be AdamW or SGD"),
             (self.schedule in ("cosine", "linear"), "schedule must be cosine or linear"),
             (self.freeze in ("none", "backbone", "head"), "freeze must be none, backbone or head"),

@@ -174,7 +174,7 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
     frozen = _freeze(model, settings.freeze)
 
     dataset = TrainingSet(records, class_prompts, prompt_index, imgsz=settings.imgsz, augment=settings.augment,
-                          max_vocab=settings.max_vocab, seed=settings.seed)  # fmt: skip
+                          max_vocab=settings.max_vocab, seed=settings.seed, cache_mb=settings.cache_mb)  # fmt: skip
     per_process = max(settings.batch // world, 1)
     sampler = (
         torch.utils.data.distributed.DistributedSampler(dataset, shuffle=True, seed=settings.seed, drop_last=True)

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -73,6 +74,38 @@ def test_unreadable_image_is_replaced_not_fatal(parts, tmp_path):
     open(split.records[0].path, "wb").write(b"broken")
     ds = TrainingSet(split.records, prompts, index, imgsz=64, augment=NO_AUG)
     assert ds[0]["image"].shape == (3, 64, 64)
+
+
+def test_image_cache_serves_repeated_reads_without_changing_samples(parts, monkeypatch):
+    split, _, prompts, index = parts
+    plain = TrainingSet(split.records, prompts, index, imgsz=96, augment=AugmentConfig(), seed=3)
+    cached = TrainingSet(split.records, prompts, index, imgsz=96, augment=AugmentConfig(), seed=3, cache_mb=16)
+    reads = []
+    real_imread = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda *a: reads.append(a[0]) or real_imread(*a))
+    for epoch in (0, 1):  # mosaic reads each image several times; the second epoch comes from memory
+        plain.set_epoch(epoch), cached.set_epoch(epoch)
+        for i in range(len(split.records)):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["image"], b["image"]) and torch.equal(a["boxes"], b["boxes"])
+            assert torch.equal(a["prompts"], b["prompts"])
+    plain_reads = len(reads)
+    reads.clear()
+    for epoch in (0, 1):
+        cached.set_epoch(epoch)
+        for i in range(len(split.records)):
+            cached[i]
+    assert reads == [] and plain_reads > 2 * len(split.records)
+
+
+def test_image_cache_stays_within_its_memory_bound(parts):
+    split, _, prompts, index = parts
+    one_image = cv2.imread(split.records[0].path).nbytes
+    ds = TrainingSet(split.records, prompts, index, imgsz=64, augment=NO_AUG, cache_mb=2.5 * one_image / 2**20)
+    for i in range(len(split.records)):
+        ds[i]
+        assert ds._cached_bytes <= ds.cache_bytes and len(ds._cache) <= 2
+    assert len(ds._cache) == 2 and list(ds._cache) == [len(split.records) - 2, len(split.records) - 1]
 
 
 def test_augmentation_moves_boxes_with_pixels():
