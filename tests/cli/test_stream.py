@@ -51,6 +51,9 @@ def test_ctrl_c_on_a_live_stream_exits_130_with_a_playable_video(saved_model, tm
             [sys.executable, "-m", "ovdet", "stream", camera.url, "--classes", "person", "--model", saved_model,
              "--imgsz", "64", "--out", str(out), "--json", str(lines)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # a runner started in the background (nohup, `cmd &`, some CI agents) ignores SIGINT and its children
+            # inherit that: give the CLI the default handling, as in a terminal
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 120
