@@ -413,12 +413,13 @@ def bench_predict(args: argparse.Namespace) -> None:
         onnx_path = plain.export("onnx", tmp / f"model-{len(names)}.onnx", imgsz=imgsz)
         onnx_model = ovdet.load_onnx(onnx_path, threads=threads)
         variants = {
-            "ultralytics YOLOWorld.predict": lambda: theirs.predict(image, imgsz=imgsz, verbose=False),
+            "ultralytics YOLOWorld.predict": lambda: theirs.predict(image, imgsz=imgsz, device="cpu", verbose=False),
             "ovdet predict (PyTorch)": lambda: plain.predict(image, imgsz=imgsz),
             "ovdet fuse() + predict (PyTorch)": lambda: fused.predict(image, imgsz=imgsz),
             "ovdet ONNX Runtime predict": lambda: onnx_model.predict(image, imgsz=imgsz),
         }
-        counts = {"ultralytics YOLOWorld.predict": len(theirs.predict(image, imgsz=imgsz, verbose=False)[0].boxes)}
+        reference = theirs.predict(image, imgsz=imgsz, device="cpu", verbose=False)[0]
+        counts = {"ultralytics YOLOWorld.predict": len(reference.boxes)}
         counts.update({name: len(fn()[0]) for name, fn in list(variants.items())[1:]})
         times = interleaved(variants, args.repeat, args.warmup, threads)
         base = statistics.median(times["ultralytics YOLOWorld.predict"])

@@ -58,7 +58,10 @@ def test_predictions_equal_ultralytics_predict(world_checkpoint, converted, scal
     theirs = YOLOWorld(str(world_checkpoint(scale)))
     theirs.model.txt_feats = ours.class_embeddings[None].clone()
     images = {photo: cv2.imread(str(ASSETS / f"{photo}.jpg")) for photo in PHOTOS}
-    reference = {photo: theirs.predict(images[photo], imgsz=IMGSZ, conf=conf, verbose=False)[0] for photo, conf in PHOTOS.items()}
+    reference = {  # on the CPU, as ovdet here, even where ultralytics would pick a GPU
+        photo: theirs.predict(images[photo], imgsz=IMGSZ, conf=conf, device="cpu", verbose=False)[0]
+        for photo, conf in PHOTOS.items()
+    }
     for photo, conf in PHOTOS.items():
         r = reference[photo]
         (o,) = ours.predict(images[photo], imgsz=IMGSZ, conf=conf)
