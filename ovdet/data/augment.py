@@ -7,10 +7,15 @@ area, or under 2 px, are dropped. Every call is seeded by the caller, so a sampl
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-import albumentations as A
-import cv2
+# albumentations checks PyPI for a newer version when imported (up to 2 s, a warning when offline); ovdet works
+# offline and does not phone home. Set NO_ALBUMENTATIONS_UPDATE=0 to have the check.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
 
 __all__ = ["AugmentConfig", "build_transform", "PAD_VALUE"]
 
