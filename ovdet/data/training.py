@@ -25,7 +25,7 @@ import torch
 from .augment import AugmentConfig, build_transform
 from .datasets import ImageRecord
 
-__all__ = ["TrainingSet", "Batch", "collate"]
+__all__ = ["TrainingSet", "EpochShuffle", "Batch", "collate"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class TrainingSet(torch.utils.data.Dataset):
         self.prompt_index = prompt_index
         self.imgsz, self.augment, self.max_vocab, self.seed = imgsz, augment, max_vocab, seed
         self.detection = [i for i, r in enumerate(self.records) if r.phrases is None]
-        self.epoch, self.mosaic = 0, augment.mosaic > 0
+        # epoch and mosaic switch live in shared memory, so that persistent data-loading workers see set_epoch
+        self._epoch_state = torch.tensor([0, int(augment.mosaic > 0)]).share_memory_()
         self._transforms: dict[bool, object] = {}
         self.cache_bytes = int(cache_mb * 2**20)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -87,7 +88,15 @@ class TrainingSet(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int, *, mosaic: bool = True) -> None:
         """Reseed for ``epoch``; ``mosaic=False`` turns mosaic off (the last epochs train on plain images)."""
-        self.epoch, self.mosaic = epoch, mosaic and self.augment.mosaic > 0
+        self._epoch_state.copy_(torch.tensor([epoch, int(mosaic and self.augment.mosaic > 0)]))
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch_state[0])
+
+    @property
+    def mosaic(self) -> bool:
+        return bool(self._epoch_state[1])
 
     def __len__(self) -> int:
         return len(self.records)
@@ -128,7 +137,8 @@ class TrainingSet(torch.utils.data.Dataset):
         return image, boxes[keep], record.labels[keep]
 
     def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        epoch, mosaic = self._epoch_state.tolist()
+        rng = np.random.default_rng([self.seed, epoch, index])
         for attempt in range(len(self.records)):  # an unreadable image is replaced by the next one, never a crash
             loaded = self._load((index + attempt) % len(self.records))
             if loaded is not None:
@@ -138,7 +148,7 @@ class TrainingSet(torch.utils.data.Dataset):
             raise RuntimeError("no readable image in the training set")
         image, boxes, labels = loaded
         record = self.records[index]
-        use_mosaic = record.phrases is None and self.mosaic and rng.random() < self.augment.mosaic
+        use_mosaic = record.phrases is None and bool(mosaic) and rng.random() < self.augment.mosaic
         kwargs = {}
         if use_mosaic:
             extra = []
@@ -183,6 +193,29 @@ class TrainingSet(torch.utils.data.Dataset):
         remapped = np.array([position[int(c)] for c in labels[keep]], dtype=np.int64)
         rows = [self.prompt_index[choices[c][int(rng.integers(len(choices[c])))]] for c in chosen]
         return rows, remapped, keep
+
+
+class EpochShuffle(torch.utils.data.Sampler[int]):
+    """A new random order every epoch, from ``seed + epoch`` alone, for a DataLoader built once for the whole run.
+
+    The order is the one ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed + epoch))`` gives,
+    so runs keep the data order of loaders built per epoch (ovdet's earlier way): that loader draws one number from
+    its generator (the workers' base seed) before shuffling, and so does this sampler.
+    """
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
 def collate(samples: Sequence[dict]) -> Batch:

@@ -32,7 +32,7 @@ import yaml
 from torch import nn
 
 from ..data.datasets import SplitData, load_dataset_config, load_grounding, load_split
-from ..data.training import TrainingSet, collate
+from ..data.training import EpochShuffle, TrainingSet, collate
 from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_write_text
 from ..model.build import build_detector
@@ -178,7 +178,13 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
     per_process = max(settings.batch // world, 1)
     sampler = (
         torch.utils.data.distributed.DistributedSampler(dataset, shuffle=True, seed=settings.seed, drop_last=True)
-        if world > 1 else None
+        if world > 1 else EpochShuffle(len(dataset), settings.seed)
+    )  # fmt: skip
+    # built once: persistent workers keep their decoded-image caches and skip a restart every epoch
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=per_process, sampler=sampler, num_workers=settings.workers, collate_fn=collate,
+        drop_last=len(dataset) >= 2 * per_process, pin_memory=device.type == "cuda",
+        persistent_workers=settings.workers > 0, generator=torch.Generator().manual_seed(settings.seed),
     )  # fmt: skip
     accumulate = max(round(settings.nbs / (per_process * world)), 1)
     weight_decay = settings.weight_decay * per_process * world * accumulate / settings.nbs
@@ -220,13 +226,7 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.time()
         dataset.set_epoch(epoch, mosaic=epoch < settings.epochs - settings.close_mosaic)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=per_process, shuffle=sampler is None, sampler=sampler, num_workers=settings.workers,
-            collate_fn=collate, drop_last=len(dataset) >= 2 * per_process, pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(settings.seed + epoch),
-        )  # fmt: skip
+        sampler.set_epoch(epoch)
         model.train()
         for module in frozen:
             module.eval()

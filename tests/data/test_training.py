@@ -5,7 +5,7 @@ import torch
 
 from ovdet.data.augment import AugmentConfig, build_transform
 from ovdet.data.datasets import load_dataset_config, load_grounding, load_split
-from ovdet.data.training import TrainingSet, collate
+from ovdet.data.training import EpochShuffle, TrainingSet, collate
 from tests.fixtures_data import add_grounding, make_coco
 
 NO_AUG = AugmentConfig(mosaic=0, scale=0, translate=0, fliplr=0, hsv_h=0, hsv_s=0, hsv_v=0, blur=0)
@@ -106,6 +106,32 @@ def test_image_cache_stays_within_its_memory_bound(parts):
         ds[i]
         assert ds._cached_bytes <= ds.cache_bytes and len(ds._cache) <= 2
     assert len(ds._cache) == 2 and list(ds._cache) == [len(split.records) - 2, len(split.records) - 1]
+
+
+def test_persistent_workers_follow_set_epoch(parts):
+    split, _, prompts, index = parts
+    ds = TrainingSet(split.records, prompts, index, imgsz=64, augment=AugmentConfig(), seed=1, cache_mb=8)
+    sampler = EpochShuffle(len(ds), seed=1)
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, sampler=sampler, num_workers=2, persistent_workers=True,
+                                         collate_fn=lambda samples: samples[0])  # fmt: skip
+    orders = []
+    for epoch, mosaic in ((0, True), (1, True), (2, False)):  # the workers outlive each epoch
+        ds.set_epoch(epoch, mosaic=mosaic)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        for i, sample in zip(order, loader):
+            expected = ds[i]  # computed here, in the main process, for the same epoch
+            assert torch.equal(sample["image"], expected["image"]) and torch.equal(sample["boxes"], expected["boxes"])
+        orders.append(order)
+    assert orders[0] != orders[1] and sorted(orders[0]) == list(range(len(ds)))
+
+
+def test_epoch_shuffle_keeps_the_order_of_a_loader_built_per_epoch():
+    sampler = EpochShuffle(23, seed=7)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        per_epoch = torch.utils.data.DataLoader(range(23), shuffle=True, generator=torch.Generator().manual_seed(7 + epoch))
+        assert list(sampler) == [int(i) for batch in per_epoch for i in batch]
 
 
 def test_augmentation_moves_boxes_with_pixels():
