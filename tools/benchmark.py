@@ -463,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=5)
     p.set_defaults(func=bench_train_step)
     p = sub.add_parser("data", help="ms per training sample: ovdet TrainingSet vs ultralytics YOLODataset")
-    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--images", type=int, default=32,
+                   help="at most 64 keeps it like for like: ultralytics buffers min(images, 8 x batch 8) images")
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--cache-mb", type=float, default=256)

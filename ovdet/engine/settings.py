@@ -90,7 +90,7 @@ class TrainSettings:
             (self.imgsz >= 32 and self.imgsz % 32 == 0, "imgsz must be a positive multiple of 32"),
             (self.batch >= 1, "batch must be >= 1"),
             (self.workers >= 0, "workers must be >= 0"),
-            (self.cache_mb >= 0, "cache_mb must be >= 0"),
+            (0 <= self.cache_mb < float("inf"), "cache_mb must be a finite number >= 0"),
             (self.optimizer in ("AdamW", "SGD"), "optimizer must be AdamW or SGD"),
             (self.schedule in ("cosine", "linear"), "schedule must be cosine or linear"),
             (self.freeze in ("none", "backbone", "head"), "freeze must be none, backbone or head"),

@@ -44,16 +44,21 @@ def test_stream_a_video_file_to_an_annotated_video_and_json_lines(saved_model, v
     assert "12 frames in" in proc.stderr and f"annotated video: {tmp_path / 'out.mp4'}" in proc.stderr
 
 
+# `python -m ovdet` with Python's own Ctrl-C handling: a runner started in the background (nohup, `cmd &`, some CI
+# agents) ignores SIGINT and its children inherit that, so the CLI would never see the test's Ctrl-C
+AS_IN_A_TERMINAL = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('ovdet', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_ctrl_c_on_a_live_stream_exits_130_with_a_playable_video(saved_model, tmp_path):
     out, lines = tmp_path / "live.mp4", tmp_path / "live.jsonl"
     with MJPEGCamera(fps=30) as camera:  # never ends by itself
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ovdet", "stream", camera.url, "--classes", "person", "--model", saved_model,
+            [sys.executable, "-c", AS_IN_A_TERMINAL, "stream", camera.url, "--classes", "person", "--model", saved_model,
              "--imgsz", "64", "--out", str(out), "--json", str(lines)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            # a runner started in the background (nohup, `cmd &`, some CI agents) ignores SIGINT and its children
-            # inherit that: give the CLI the default handling, as in a terminal
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 120

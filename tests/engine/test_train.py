@@ -72,6 +72,16 @@ def test_run_folder_holds_loadable_models_and_records(finished_run):
     assert result.names == tuple(CLASSES)
 
 
+def test_data_loading_workers_change_nothing_but_speed(dataset, tiny_text_json, tmp_path):
+    # persistent workers must follow each epoch's seed and the mosaic switch (off for the last epoch here)
+    losses = {}
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}"
+        train(load_settings(None, _args(dataset, tiny_text_json, out, workers=workers)), progress=False)
+        losses[workers] = [(r["box"], r["cls"], r["dfl"]) for r in _rows(out)]
+    assert len(losses[0]) == 3 and losses[2] == losses[0]
+
+
 def test_existing_run_needs_resume_and_resume_needs_a_run(finished_run, dataset, tiny_text_json, tmp_path):
     with pytest.raises(ConfigError, match="--resume"):
         train(load_settings(None, _args(dataset, tiny_text_json, finished_run)), progress=False)
