@@ -12,6 +12,7 @@ from .model import OVDetector, build_detector, list_configs, load_config, load_d
 from .model.config import ModelConfig
 from .model.runtime import OnnxDetector
 from .text import DEFAULT_TEXT_ENCODER, TextEncoder
+from .text.spec import YOLO_WORLD_TEXT_ENCODER
 
 __all__ = ["build", "load", "load_onnx", "list_models", "list_weights", "from_ultralytics"]
 
@@ -99,7 +100,7 @@ def from_ultralytics(
     path: str | os.PathLike,
     *,
     trust_pickle: bool = False,
-    text_encoder: str | TextEncoder = DEFAULT_TEXT_ENCODER,
+    text_encoder: str | TextEncoder = YOLO_WORLD_TEXT_ENCODER,
     device: str = "cpu",
 ) -> OVDetector:
     """Convert an ultralytics YOLO-World v2 checkpoint (``yolov8{n,s,m,l,x}-worldv2.pt``) into an ``OVDetector``.

@@ -31,6 +31,7 @@ from ..model import OVDetector, build_detector, load_detector
 from ..model.config import HeadConfig, ModelConfig, NeckConfig, ScaleConfig, load_config
 from ..text import TextEncoder
 from ..text.cache import default_cache_dir
+from ..text.spec import YOLO_WORLD_TEXT_ENCODER
 from ..text.vocabulary import Vocabulary
 from .weights import WeightsSpec
 
@@ -39,7 +40,6 @@ __all__ = ["YOLO_WORLD_TEXT_ENCODER", "from_ultralytics", "read_ultralytics_chec
 
 logger = logging.getLogger(__name__)
 
-YOLO_WORLD_TEXT_ENCODER = "ViT-B-32-quickgelu:openai"  # ultralytics' "clip:ViT-B/32": OpenAI weights, QuickGELU
 
 # YOLO-World v2 (ultralytics/cfg/models/v8/yolov8-worldv2.yaml): each layer's module type and inputs ("from").
 _LAYOUT: tuple[tuple[str, int | tuple[int, ...]], ...] = (

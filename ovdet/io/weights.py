@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text.spec import YOLO_WORLD_TEXT_ENCODER
+
 __all__ = ["WeightsSpec", "KNOWN_WEIGHTS", "DEFAULT_WEIGHTS", "bundled_weights_dirs", "find_bundled"]
 
 
@@ -45,7 +47,7 @@ _YOLO_WORLD: dict[str, WeightsSpec] = {
         description=f"YOLO-World v2 ({s}), converted from ultralytics; zero-shot, CLIP ViT-B/32 text encoder",
         url=f"{_ULTRALYTICS_RELEASE}/yolov8{s}-worldv2.pt",
         license="AGPL-3.0 (Ultralytics)",
-        meta={"architecture": f"yoloworldv2-{s}", "source": "ultralytics", "text_encoder": "ViT-B-32-quickgelu:openai"},
+        meta={"architecture": f"yoloworldv2-{s}", "source": "ultralytics", "text_encoder": YOLO_WORLD_TEXT_ENCODER},
     )
     for s in "smlx"
 }

@@ -21,9 +21,16 @@ from pathlib import Path
 
 from ..errors import ConfigError, SourceError, UnknownModelError
 
-__all__ = ["DEFAULT_TEXT_ENCODER", "TextEncoderSpec", "parse_text_encoder_spec", "WEIGHT_SUFFIXES"]
+__all__ = [
+    "DEFAULT_TEXT_ENCODER",
+    "YOLO_WORLD_TEXT_ENCODER",
+    "TextEncoderSpec",
+    "parse_text_encoder_spec",
+    "WEIGHT_SUFFIXES",
+]
 
-DEFAULT_TEXT_ENCODER = "ViT-B-32-quickgelu:openai"
+YOLO_WORLD_TEXT_ENCODER = "ViT-B-32-quickgelu:openai"  # ultralytics' "clip:ViT-B/32": OpenAI weights, QuickGELU
+DEFAULT_TEXT_ENCODER = YOLO_WORLD_TEXT_ENCODER
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _FOLDER_WEIGHTS = (
     "open_clip_model.safetensors",
