@@ -19,7 +19,7 @@ from .config import ModelConfig
 from .head import HeadOutput
 from .postprocess import decode_boxes, results_from_outputs
 from .predictor import Predictor
-from .preprocess import check_imgsz, preprocess
+from .preprocess import preprocess
 
 __all__ = ["OVDetector"]
 
@@ -239,7 +239,7 @@ class OVDetector(nn.Module, Predictor):
         The returned results keep no image and no path; callers attach what they know.
         """
         self._check_predict_args(conf, iou, max_det, 1)
-        size = check_imgsz(imgsz if imgsz is not None else self.config.imgsz, self.stride)
+        size = self.inference_size(imgsz)
         was_training = self.training
         self.eval()
         try:

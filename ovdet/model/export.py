@@ -77,11 +77,9 @@ def export_onnx(
     """
     import onnx
 
-    from .preprocess import check_imgsz
-
     if not model.names:
         raise VocabularyError("set the vocabulary before exporting: model.set_classes([...]).export('onnx', path)")
-    size = check_imgsz(imgsz if imgsz is not None else model.config.imgsz, model.stride)
+    size = model.inference_size(imgsz)
     fused = _fused_cpu_copy(model)
     graph = _DecodedOutputs(fused).eval()
     example = torch.zeros(1, 3, *size)

@@ -33,6 +33,14 @@ class Predictor:
     def detect(self, images: Sequence[np.ndarray], **kwargs: Any) -> list[Result]:  # pragma: no cover (abstract)
         raise NotImplementedError
 
+    def inference_size(self, imgsz: int | tuple[int, int] | None = None) -> tuple[int, int]:
+        """The checked ``(h, w)`` inference size for ``imgsz`` (``None``: the model's default size).
+
+        Raises:
+            ValueError: a size that is not a positive multiple of the stride.
+        """
+        return check_imgsz(imgsz if imgsz is not None else self.default_imgsz, self.stride)
+
     def predict(
         self,
         source: Any,
@@ -90,7 +98,7 @@ class Predictor:
         """Like :meth:`predict`, but yields results one by one, reading images only as they are needed."""
         self._check_predict_args(conf, iou, max_det, batch)
         items = resolve_images(source)
-        size = check_imgsz(imgsz if imgsz is not None else self.default_imgsz, self.stride)
+        size = self.inference_size(imgsz)
         for start in range(0, len(items), batch):
             decoded = [read_image(item) for item in items[start : start + batch]]
             images = [im for im, _ in decoded]
@@ -140,7 +148,7 @@ class Predictor:
                 that stays lost after the allowed reconnect attempts.
         """
         self._check_predict_args(conf, iou, max_det, 1)
-        size = check_imgsz(imgsz if imgsz is not None else self.default_imgsz, self.stride)
+        size = self.inference_size(imgsz)
         detect = functools.partial(self.detect, conf=conf, iou=iou, imgsz=size, max_det=max_det, agnostic=agnostic)
         sources = open_sources(source, vid_stride=vid_stride, reconnect=reconnect)
         return self._stream(iter_rounds(sources), detect, keep_images)

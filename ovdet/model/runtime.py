@@ -19,7 +19,7 @@ from ..results import Result
 from .export import METADATA_KEY, ONNX_FORMAT_VERSION
 from .postprocess import results_from_outputs
 from .predictor import Predictor
-from .preprocess import check_imgsz, preprocess
+from .preprocess import preprocess
 
 __all__ = ["OnnxDetector"]
 
@@ -85,7 +85,7 @@ class OnnxDetector(Predictor):
     ) -> list[Result]:
         """One batched run over decoded BGR ``uint8`` images; as :meth:`OVDetector.detect`."""
         self._check_predict_args(conf, iou, max_det, 1)
-        size = check_imgsz(imgsz if imgsz is not None else self.default_imgsz, self.stride)
+        size = self.inference_size(imgsz)
         batch, letterboxes = preprocess(list(images), size, stride=self.stride)
         boxes, scores = self.session.run(None, {"images": batch.numpy()})
         with torch.inference_mode():
