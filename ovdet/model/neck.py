@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from ultralytics.nn.modules import C2f, C2fAttn, Conv
@@ -58,11 +60,17 @@ class PAN(nn.Module):
         return block(x, text) if self.text_guided else block(x)
 
     def forward(self, feats: list[torch.Tensor], text: torch.Tensor | None = None) -> list[torch.Tensor]:
+        return self._pyramid(feats, lambda name, x: self._run(getattr(self, name), x, text))
+
+    def _pyramid(
+        self, feats: list[torch.Tensor], run: Callable[[str, torch.Tensor], torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """The top-down then bottom-up wiring; ``run(block_name, x)`` applies one of the four C2f(Attn) blocks."""
         p3, p4, p5 = feats
-        t4 = self._run(self.top_down4, torch.cat([self.upsample(p5), p4], 1), text)
-        n3 = self._run(self.top_down3, torch.cat([self.upsample(t4), p3], 1), text)
-        n4 = self._run(self.bottom_up4, torch.cat([self.down3(n3), t4], 1), text)
-        n5 = self._run(self.bottom_up5, torch.cat([self.down4(n4), p5], 1), text)
+        t4 = run("top_down4", torch.cat([self.upsample(p5), p4], 1))
+        n3 = run("top_down3", torch.cat([self.upsample(t4), p3], 1))
+        n4 = run("bottom_up4", torch.cat([self.down3(n3), t4], 1))
+        n5 = run("bottom_up5", torch.cat([self.down4(n4), p5], 1))
         return [n3, n4, n5]
 
     # ------------------------------------------------------------------ inference with a folded vocabulary
@@ -93,9 +101,4 @@ class PAN(nn.Module):
             weight, bias = getattr(self, f"folded_weight_{name}"), getattr(self, f"folded_bias_{name}")
             return c2f_attn_folded(getattr(self, name), x, weight, bias, getattr(self, f"_folded_groups_{name}"))
 
-        p3, p4, p5 = feats
-        t4 = run("top_down4", torch.cat([self.upsample(p5), p4], 1))
-        n3 = run("top_down3", torch.cat([self.upsample(t4), p3], 1))
-        n4 = run("bottom_up4", torch.cat([self.down3(n3), t4], 1))
-        n5 = run("bottom_up5", torch.cat([self.down4(n4), p5], 1))
-        return [n3, n4, n5]
+        return self._pyramid(feats, run)
