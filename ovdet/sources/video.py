@@ -139,6 +139,15 @@ def _open_capture(device: int | str, reconnect: Reconnect) -> cv2.VideoCapture:
     return cv2.VideoCapture(device, cv2.CAP_FFMPEG, timeouts)
 
 
+def _open_checked(device: int | str, reconnect: Reconnect) -> cv2.VideoCapture:
+    """:func:`_open_capture`, or the error naming the source and the fix when it does not open."""
+    capture = _open_capture(device, reconnect)
+    if not capture.isOpened():
+        capture.release()
+        raise _open_failure(device)
+    return capture
+
+
 def _open_failure(device: int | str) -> SourceError:
     if isinstance(device, int):
         return SourceError(
@@ -181,13 +190,8 @@ class LiveSource(FrameSource):
         self.device = device
         self.reconnect = reconnect if reconnect is not None else Reconnect()
         super().__init__(_mask_credentials(str(device)), vid_stride=vid_stride, buffer_size=buffer_size)
-        if capture is None:
-            capture = _open_capture(device, self.reconnect)
-            if not capture.isOpened():
-                capture.release()
-                raise _open_failure(device)
-        self._cap = capture
-        self.fps, _, self.size = _capture_info(capture)
+        self._cap = capture if capture is not None else _open_checked(device, self.reconnect)
+        self.fps, _, self.size = _capture_info(self._cap)
 
     @property
     def description(self) -> str:
@@ -223,7 +227,8 @@ class LiveSource(FrameSource):
             )  # fmt: skip
             if self._stop.wait(delay):
                 return
-            self._cap = _open_capture(self.device, policy)  # if it fails to open, the next read fails and the next attempt follows
+            # if it fails to open, the next read fails and the next attempt follows
+            self._cap = _open_capture(self.device, policy)
 
     def _release(self) -> None:
         self._cap.release()
@@ -251,10 +256,7 @@ def open_url(url: str, *, vid_stride: int = 1, reconnect: Reconnect | None = Non
         SourceError: the stream cannot be opened.
     """
     reconnect = reconnect if reconnect is not None else Reconnect()
-    capture = _open_capture(url, reconnect)
-    if not capture.isOpened():
-        capture.release()
-        raise _open_failure(url)
+    capture = _open_checked(url, reconnect)
     if _capture_info(capture)[1] is not None:
         return VideoFileSource(url, vid_stride=vid_stride, capture=capture)
     return LiveSource(url, vid_stride=vid_stride, reconnect=reconnect, capture=capture)
