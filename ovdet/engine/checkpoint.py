@@ -16,7 +16,7 @@ import torch
 
 from ..errors import CheckpointError
 
-__all__ = ["write_train_state", "read_train_state", "rng_state", "set_rng_state"]
+__all__ = ["write_train_state", "read_train_state", "read_train_info", "rng_state", "set_rng_state"]
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -88,15 +88,24 @@ def read_train_state(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], 
     """
     from safetensors.torch import load_file
 
-    if not (folder / STATE_TENSORS).is_file() or not (folder / STATE_JSON).is_file():
-        raise CheckpointError(f"{folder} holds no resume state ({STATE_TENSORS}, {STATE_JSON}); cannot --resume from it")
+    meta = read_train_info(folder)
     flat = load_file(str(folder / STATE_TENSORS))
-    meta = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
     groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "optimizer": {}, "rng": {}}
     for key, value in flat.items():
         head, _, rest = key.partition(".")
         groups[head][rest if head != "rng" else key] = value
     return groups, meta
+
+
+def read_train_info(folder: Path) -> dict[str, Any]:
+    """The JSON half of the resume state (epoch, settings, history, ...), without loading any tensor.
+
+    Raises:
+        CheckpointError: the folder holds no resume state.
+    """
+    if not (folder / STATE_TENSORS).is_file() or not (folder / STATE_JSON).is_file():
+        raise CheckpointError(f"{folder} holds no resume state ({STATE_TENSORS}, {STATE_JSON}); cannot --resume from it")
+    return json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
 
 
 def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from ..model.config import load_config
 from ..model.detector import OVDetector
 from ..model.serialization import load_detector, read_config, save_detector
 from ..text.encoder import TextEncoder
-from .checkpoint import optimizer_state, read_train_state, set_rng_state, write_train_state
+from .checkpoint import optimizer_state, read_train_info, read_train_state, set_rng_state, write_train_state
 from .ema import ModelEMA
 from .evaluate import evaluate
 from .loss import DetectionLoss
@@ -124,7 +124,7 @@ def resume_settings(run: str | os.PathLike, **overrides: Any) -> TrainSettings:
     last = Path(run) / "last"
     if not last.is_dir():
         raise CheckpointError(f"nothing to resume in {run}: it has no last/ checkpoint; start the run without --resume")
-    _, meta = read_train_state(last)
+    meta = read_train_info(last)  # the settings only: the tensors are read once, by train()
     saved = dict(meta["settings"])
     settings = apply_overrides(TrainSettings(data=saved.pop("data")), saved)
     return apply_overrides(settings, {k: v for k, v in overrides.items() if v is not None})
