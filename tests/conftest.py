@@ -117,6 +117,15 @@ def bus_image() -> np.ndarray:
     return cv2.imread(str(BUS))
 
 
+# Two float32 computations of the same model that sum in another order (fused vs unfused, ONNX Runtime vs PyTorch,
+# another CPU's kernels) agree on a box to a relative precision, not an absolute one: a box side is the stride times
+# the expectation of a reg_max-bin softmax, so a logit's rounding (~1e-6 relative) moves it by up to
+# stride x reg_max x that; up to 1e-2 input px was seen across machines. A user sees whole pixels: a twentieth of one
+# is invisible and leaves a 5x margin. Scores are probabilities in [0, 1]: rounding moves them by ~1e-6, 1e-4 is safe.
+BOX_TOL_PX = 0.05
+SCORE_TOL = 1e-4
+
+
 def same_detections(theirs: np.ndarray, ours: np.ndarray, *, box_tol: float, score_tol: float) -> None:
     """Rows ``(class, score, x1, y1, x2, y2)``: the same detections, matched class by class and box by box (the
     order of two near-equal scores is not part of a detector's output)."""

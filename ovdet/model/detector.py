@@ -223,27 +223,14 @@ class OVDetector(nn.Module, Predictor):
 
     # ------------------------------------------------------------------ images in, results out
     @torch.inference_mode()
-    def detect(
-        self,
-        images: Sequence[np.ndarray],
-        *,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        imgsz: int | tuple[int, int] | None = None,
-        max_det: int = 300,
-        agnostic: bool = False,
-        multi_label: bool = False,
+    def _detect_batch(
+        self, images: list[np.ndarray], size: tuple[int, int], **select: Any
     ) -> list[Result]:
-        """One batched forward pass over decoded BGR ``uint8`` images; the core of :meth:`predict` and streams.
-
-        The returned results keep no image and no path; callers attach what they know.
-        """
-        self._check_predict_args(conf, iou, max_det, 1)
-        size = self.inference_size(imgsz)
+        """One forward pass over images that letterbox to the same input shape (see :meth:`Predictor.detect`)."""
         was_training = self.training
         self.eval()
         try:
-            batch, letterboxes = preprocess(list(images), size, stride=self.stride, device=self.device)
+            batch, letterboxes = preprocess(images, size, stride=self.stride, device=self.device)
             if batch.device.type == "cpu" and torch.backends.mkldnn.is_available():
                 # oneDNN convolves channels-last input ~20% faster, even with contiguous weights (ultralytics'
                 # predictor converts the model itself; this leaves the model as it is)
@@ -253,10 +240,7 @@ class OVDetector(nn.Module, Predictor):
             scores = out.class_logits.sigmoid()  # (B, K, A)
         finally:
             self.train(was_training)
-        return results_from_outputs(
-            boxes, scores, letterboxes, self._names, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic,
-            multi_label=multi_label,
-        )  # fmt: skip
+        return results_from_outputs(boxes, scores, letterboxes, self._names, **select)
 
     # ------------------------------------------------------------------ export
     def export(

@@ -17,7 +17,7 @@ from ..errors import VocabularyError
 from ..images import read_image, resolve_images
 from ..results import Result
 from ..sources import Frame, Reconnect, SourceSpec, iter_rounds, open_sources
-from .preprocess import check_imgsz
+from .preprocess import check_imgsz, shape_groups
 
 __all__ = ["Predictor"]
 
@@ -30,8 +30,39 @@ class Predictor:
     stride: int
     default_imgsz: int | tuple[int, int]
 
-    def detect(self, images: Sequence[np.ndarray], **kwargs: Any) -> list[Result]:  # pragma: no cover (abstract)
+    def _detect_batch(
+        self, images: list[np.ndarray], size: tuple[int, int], **select: Any
+    ) -> list[Result]:  # pragma: no cover (abstract)
+        """Run the model on images that all letterbox to the same input shape; ``select`` goes to
+        :func:`~ovdet.model.postprocess.results_from_outputs`."""
         raise NotImplementedError
+
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        agnostic: bool = False,
+        multi_label: bool = False,
+    ) -> list[Result]:
+        """Detect in decoded BGR ``uint8`` images; the core of :meth:`predict` and :meth:`stream`.
+
+        Images are run in batches of those that letterbox to the same input shape (:func:`shape_groups`), so each
+        result equals that of the image predicted alone, whatever else is in ``images``. The returned results keep
+        no image and no path; callers attach what they know.
+        """
+        self._check_predict_args(conf, iou, max_det, 1)
+        size = self.inference_size(imgsz)
+        images = list(images)
+        select = {"conf": conf, "iou": iou, "max_det": max_det, "agnostic": agnostic, "multi_label": multi_label}
+        results: list[Result | None] = [None] * len(images)
+        for group in shape_groups(images, size, stride=self.stride):
+            for i, result in zip(group, self._detect_batch([images[i] for i in group], size, **select)):
+                results[i] = result
+        return results  # type: ignore[return-value]
 
     def inference_size(self, imgsz: int | tuple[int, int] | None = None) -> tuple[int, int]:
         """The checked ``(h, w)`` inference size for ``imgsz`` (``None``: the model's default size).

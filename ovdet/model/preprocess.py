@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-__all__ = ["Letterbox", "letterbox", "preprocess", "check_imgsz"]
+__all__ = ["Letterbox", "letterbox", "letterbox_shape", "shape_groups", "preprocess", "check_imgsz"]
 
 logger = logging.getLogger(__name__)
 PAD_VALUE = 114
@@ -53,6 +54,29 @@ def check_imgsz(imgsz: int | tuple[int, int], stride: int = 32) -> tuple[int, in
     return fixed  # type: ignore[return-value]
 
 
+def letterbox_shape(hw: tuple[int, int], target: tuple[int, int], *, auto: bool = True, stride: int = 32) -> tuple[int, int]:
+    """The ``(H, W)`` network input :func:`letterbox` makes of an image of size ``hw`` (no pixels touched)."""
+    h, w = hw
+    r = min(target[0] / h, target[1] / w)
+    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    if not auto:
+        return target
+    return new_h + (target[0] - new_h) % stride, new_w + (target[1] - new_w) % stride
+
+
+def shape_groups(images: Sequence[np.ndarray], target: tuple[int, int], *, stride: int = 32) -> list[list[int]]:
+    """Indices of ``images`` grouped by the input shape each gets when letterboxed alone (minimal padding).
+
+    Running each group as one batch gives every image exactly the input it gets on its own, so a result never
+    depends on its batch neighbours (mixed shapes padded to a common size would move scores and boxes). Groups are in
+    order of their first image.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(letterbox_shape(image.shape[:2], target, stride=stride), []).append(i)
+    return list(groups.values())
+
+
 def letterbox(image: np.ndarray, target: tuple[int, int], *, auto: bool, stride: int = 32) -> tuple[np.ndarray, Letterbox]:
     """Resize ``image`` (HWC) to fit ``target`` ``(H, W)`` keeping its aspect ratio, and pad it.
 
@@ -77,8 +101,12 @@ def letterbox(image: np.ndarray, target: tuple[int, int], *, auto: bool, stride:
 def preprocess(
     images: list[np.ndarray], imgsz: tuple[int, int], *, stride: int = 32, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, list[Letterbox]]:
-    """Letterbox BGR uint8 images into one float batch ``(B, 3, H, W)`` in [0, 1], RGB, on ``device``."""
-    same_shape = len({im.shape for im in images}) == 1
+    """Letterbox BGR uint8 images into one float batch ``(B, 3, H, W)`` in [0, 1], RGB, on ``device``.
+
+    Images whose minimal letterboxes agree (see :func:`shape_groups`) get exactly that shape; otherwise all are padded
+    to ``imgsz``, as ultralytics' predictor pads a batch of mixed shapes.
+    """
+    same_shape = len({letterbox_shape(im.shape[:2], imgsz, stride=stride) for im in images}) == 1
     boxed = [letterbox(im, imgsz, auto=same_shape, stride=stride) for im in images]
     batch = torch.from_numpy(np.stack([b[0] for b in boxed])).to(device)  # (B, H, W, 3) uint8, moved small
     batch = batch.permute(0, 3, 1, 2).flip(1).float().div_(255)  # BGR → RGB

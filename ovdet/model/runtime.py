@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,24 +73,11 @@ class OnnxDetector(Predictor):
         """The class names folded into the graph."""
         return list(self._names)
 
-    def detect(
-        self,
-        images: Sequence[np.ndarray],
-        *,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        imgsz: int | tuple[int, int] | None = None,
-        max_det: int = 300,
-        agnostic: bool = False,
-        multi_label: bool = False,
-    ) -> list[Result]:
-        """One batched run over decoded BGR ``uint8`` images; as :meth:`OVDetector.detect`."""
-        self._check_predict_args(conf, iou, max_det, 1)
-        size = self.inference_size(imgsz)
-        batch, letterboxes = preprocess(list(images), size, stride=self.stride)
+    def _detect_batch(self, images: list[np.ndarray], size: tuple[int, int], **select: Any) -> list[Result]:
+        """One ONNX Runtime run over images that letterbox to the same input shape (see :meth:`Predictor.detect`)."""
+        batch, letterboxes = preprocess(images, size, stride=self.stride)
         boxes, scores = self.session.run(None, {"images": batch.numpy()})
         with torch.inference_mode():
             return results_from_outputs(
-                torch.from_numpy(boxes), torch.from_numpy(scores), letterboxes, self._names, conf=conf, iou=iou,
-                max_det=max_det, agnostic=agnostic, multi_label=multi_label,
-            )  # fmt: skip
+                torch.from_numpy(boxes), torch.from_numpy(scores), letterboxes, self._names, **select
+            )

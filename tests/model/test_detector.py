@@ -90,3 +90,29 @@ def test_batched_prediction_equals_one_by_one(tiny_model, bus_image, cache_dir):
     for a, b in zip(together, apart):
         assert a.orig_shape == b.orig_shape
         assert len(a) and len(b)
+
+
+def test_a_result_does_not_depend_on_its_batch_neighbours():
+    """Images of different shapes in one predict() call give exactly what each gives alone (mixed shapes are never
+    padded to a common size), so metrics cannot depend on --batch."""
+    import glob
+
+    model = ovdet.load().set_classes(["red circle", "purple star", "blue ring", "yellow cross"])
+    paths = ["assets/demo.jpg", *sorted(glob.glob("assets/examples/example_*.jpg"))]
+    together = model.predict(paths, conf=0.01, batch=len(paths))
+    for path, result in zip(paths, together):
+        (alone,) = model.predict(path, conf=0.01)
+        assert alone.class_ids.tolist() == result.class_ids.tolist() and len(alone) > 0
+        # same input pixels; only the batch dimension of the convolutions differs (float32 rounding of ~1e-7)
+        np.testing.assert_allclose(result.scores, alone.scores, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(result.boxes, alone.boxes, atol=1e-3, rtol=0)
+
+
+def test_images_are_batched_by_their_letterbox_shape():
+    from ovdet.model.preprocess import letterbox, letterbox_shape, shape_groups
+
+    images = [np.zeros(s, np.uint8) for s in ((480, 640, 3), (100, 100, 3), (481, 641, 3), (300, 200, 3))]
+    for image in images:
+        for auto in (True, False):
+            assert letterbox_shape(image.shape[:2], (320, 320), auto=auto) == letterbox(image, (320, 320), auto=auto)[0].shape[:2]
+    assert shape_groups(images, (320, 320)) == [[0, 2], [1], [3]]

@@ -9,10 +9,9 @@ import torch
 import ovdet
 from ovdet.errors import FusedModelError
 from ovdet.model.postprocess import decode_boxes
-from tests.conftest import make_scorable, photo_batch, same_detections
+from tests.conftest import BOX_TOL_PX, make_scorable, photo_batch, same_detections
 
-# float32 sums reassociated by folding move this random model's boxes by up to ~1e-2 input px
-BOX_TOL = 2e-2
+BOX_TOL = BOX_TOL_PX  # float32 sums reassociated by folding; see tests/conftest.py
 
 
 def twin(model: ovdet.OVDetector) -> ovdet.OVDetector:
