@@ -19,6 +19,7 @@ __all__ = [
     "DatasetError",
     "DisplayError",
     "FusedModelError",
+    "OutputError",
 ]
 
 
@@ -67,3 +68,8 @@ class DisplayError(OVDetError, RuntimeError):
 
 class FusedModelError(OVDetError, RuntimeError):
     """A model fused for inference (``model.fuse()``) was asked to train, load or save weights."""
+
+
+class OutputError(OVDetError, OSError):
+    """An output path cannot be used: a file where a folder goes (or the reverse), a folder holding files ovdet did
+    not write, or a place that cannot be written. Raised before any work starts."""

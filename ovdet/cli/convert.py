@@ -19,16 +19,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "pickle, which can run code when read: pass --trust-pickle only for files from a source you trust.",
     )
     u.add_argument("checkpoint", help="the ultralytics .pt file")
-    u.add_argument("out_dir", help="the model folder to write (replaced if it exists)")
+    u.add_argument("out_dir", help="the model folder to write (an existing one is replaced only if it is empty or a "
+                   "model ovdet saved)")
     u.add_argument("--trust-pickle", action="store_true", help="allow unpickling the checkpoint (required)")
+    u.add_argument("--overwrite", action="store_true", help="replace OUT_DIR even if it holds other files")
     u.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import ovdet
 
+    from ..fileio import check_output_dir
+    from ..model.serialization import is_model_folder
+
+    # before the (slow, pickle-reading) conversion: a folder of the user's is never replaced
+    check_output_dir(args.out_dir, what="model folder", owned=is_model_folder, overwrite=args.overwrite)
     model = ovdet.from_ultralytics(args.checkpoint, trust_pickle=args.trust_pickle)
-    model.save(args.out_dir)
+    model.save(args.out_dir, overwrite=args.overwrite)
     print(
         f"converted {args.checkpoint} ({model.config.name}, {len(model.names)} classes, text encoder "
         f"{model.text_encoder.spec}) -> {args.out_dir}",

@@ -263,14 +263,20 @@ class OVDetector(nn.Module, Predictor):
         return str(export_onnx(self, path, imgsz=imgsz, opset=opset))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: str | os.PathLike, *, half: bool = False) -> str:
+    def save(self, folder: str | os.PathLike, *, half: bool = False, overwrite: bool = False) -> str:
         """Write ``model.safetensors`` + ``config.json`` to ``folder`` atomically (see :mod:`ovdet.model.serialization`).
 
         Args:
-            folder: Destination; replaced as a whole.
+            folder: Destination. An existing folder is replaced only if it is empty or a model ovdet saved; a folder
+                holding anything else is refused (nothing is touched) unless ``overwrite``.
             half: Store weights as float16 (half the size; they load back as float32).
+            overwrite: Replace ``folder`` and everything in it.
 
         Returns the folder path. No pickle is written; ``ovdet.load(folder)`` restores the model and its vocabulary.
+
+        Raises:
+            FusedModelError: the model was fused.
+            OutputError: ``folder`` is a file, holds files ovdet did not write, or cannot be written.
         """
         if self._fused:
             raise FusedModelError(
@@ -279,4 +285,4 @@ class OVDetector(nn.Module, Predictor):
             )
         from .serialization import save_detector
 
-        return save_detector(self, folder, half=half)
+        return save_detector(self, folder, half=half, overwrite=overwrite)

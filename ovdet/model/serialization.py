@@ -24,12 +24,32 @@ from .config import ModelConfig
 if TYPE_CHECKING:
     from .detector import OVDetector
 
-__all__ = ["FORMAT_VERSION", "save_detector", "load_detector", "read_config"]
+__all__ = ["FORMAT_VERSION", "save_detector", "load_detector", "read_config", "is_model_folder"]
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 _TOWER_PREFIX = "text_tower."
+# what ovdet itself puts in a model folder besides the model: training's resume state, the packaged default model's
+# metrics and world description; a folder with anything else in it holds the user's files and is never replaced
+_OWN_EXTRAS = {"train_state.safetensors", "train_state.json", "metrics.json", "world.json"}
+
+
+def is_model_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a model ovdet saved and nothing else: ``config.json`` with a format version,
+    ``model.safetensors``, and only files ovdet writes beside them. Only such a folder is replaced by a save."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        entries = {p.name for p in folder.iterdir()}
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(config, dict)
+        and isinstance(config.get("format_version"), int)
+        and WEIGHTS_FILE in entries
+        and entries <= {CONFIG_FILE, WEIGHTS_FILE, *_OWN_EXTRAS}
+    )
 
 
 def _version() -> str:
@@ -45,17 +65,24 @@ def save_detector(
     metadata: dict[str, Any] | None = None,
     extra: Callable[[Path], None] | None = None,
     half: bool = False,
+    overwrite: bool = False,
 ) -> str:
-    """Write ``model`` to ``folder`` (replacing what is there, atomically); returns the folder path.
+    """Write ``model`` to ``folder`` atomically; returns the folder path.
 
     Args:
         model: The detector.
-        folder: Destination folder.
+        folder: Destination folder. If it exists it must be empty or a model folder ovdet saved
+            (:func:`is_model_folder`), which is then replaced as a whole; anything else is refused before any
+            work, unless ``overwrite``.
         metadata: Extra JSON-serialisable information to record (provenance, metrics, ...); merged over what the
             model already carries in ``model.metadata``.
         extra: Called with the temporary folder to add files (e.g. training resume state) that must appear
             together with the model, in the same atomic swap.
         half: Store floating-point tensors as float16 (half the size; loading casts them back to float32).
+        overwrite: Replace ``folder`` even if it holds other files (they are deleted).
+
+    Raises:
+        OutputError: ``folder`` is a file, holds files ovdet did not write, or cannot be written.
     """
     from safetensors.torch import save_file
 
@@ -81,7 +108,7 @@ def save_detector(
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         config["storage_dtype"] = "float16"
     json.dumps(config)  # fail before touching the folder if metadata is not JSON-serialisable
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, owned=is_model_folder, overwrite=overwrite, what="model folder") as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if extra is not None:

@@ -178,7 +178,8 @@ def write_dataset(
     _check_destination(out, overwrite)
     tasks = [(split, i) for split in SPLITS for i in range(counts[split])]
     entries: dict[str, Any] = {}
-    with atomic_folder(out) as tmp:
+    # _check_destination allowed it: new, empty, or (with overwrite) a synthetic dataset written before
+    with atomic_folder(out, owned=lambda folder: (folder / "world.json").is_file(), what="dataset folder") as tmp:
         for split in SPLITS:
             if counts[split]:
                 (tmp / split / "images").mkdir(parents=True)
