@@ -2,59 +2,23 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from ..classes import ClassSpec, normalize_classes
 from ..errors import VocabularyError
 
 __all__ = ["Vocabulary", "ClassSpec", "normalize_classes"]
-
-ClassSpec = Sequence[str] | Mapping[str, Sequence[str]]
 
 
 class _Encoder(Protocol):
     dim: int
 
     def encode(self, texts: Sequence[str], *, device: Any = None) -> torch.Tensor: ...
-
-
-def normalize_classes(classes: ClassSpec) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    """Check a class list (or a name → prompts mapping) and return ``(names, prompts per class)``.
-
-    Raises:
-        VocabularyError: empty, non-string, blank or duplicate names; a class without prompts.
-    """
-    if isinstance(classes, str):
-        raise VocabularyError(
-            f"classes must be a list of names, not the string {classes!r}; "
-            "write ['person', 'bus'] (the CLI takes --classes 'person,bus')"
-        )
-    if isinstance(classes, Mapping):
-        items = [(name, [prompts] if isinstance(prompts, str) else list(prompts)) for name, prompts in classes.items()]
-    else:
-        try:
-            items = [(name, [name]) for name in classes]
-        except TypeError:
-            raise VocabularyError(f"classes must be a list of names or a dict name -> prompts, got {type(classes).__name__}") from None
-    if not items:
-        raise VocabularyError("the class list is empty; give at least one class name")
-    names, prompts = [], []
-    for name, texts in items:
-        if not isinstance(name, str) or not name.strip():
-            raise VocabularyError(f"class names must be non-empty strings, got {name!r}")
-        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise VocabularyError(f"class {name!r} needs at least one non-empty prompt string, got {texts!r}")
-        names.append(name.strip())
-        prompts.append(tuple(t.strip() for t in texts))
-    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
-    if dupes:
-        raise VocabularyError(f"duplicate class names: {', '.join(dupes)}; each class must appear once")
-    return tuple(names), tuple(prompts)
 
 
 @dataclass(frozen=True, eq=False)

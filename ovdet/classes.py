@@ -1,0 +1,146 @@
+"""Class lists: one rule for names everywhere (API, CLI, class files), and the ``name=prompt|prompt`` syntax.
+
+The rule: a class name is its text with surrounding whitespace removed and inner runs of whitespace made one space.
+Two names are the **same class** when they are equal after that, ignoring case, HTML entities and Unicode width
+(``"red circle"``, ``"Red  circle"``, ``"RED CIRCLE"``, ``"ｒｅｄ circle"``): CLIP's tokenizer reads them all as the same
+text, so they would be scored as two identical classes and give two boxes on one object. Such duplicates are an
+error, in the API and on the command line alike.
+
+On the command line (``--classes``) classes are separated by commas, and a class may name its prompts:
+``"car=car|automobile, dog"`` is the class ``car`` embedded as the mean of ``car`` and ``automobile``, plus ``dog``.
+A class file (``--classes-file``) has one class per line in the same syntax; blank lines and lines starting with
+``#`` are ignored. Stdlib only, so the torch-free runtime shares it.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import unicodedata
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .errors import VocabularyError
+
+__all__ = ["ClassSpec", "clean_name", "class_key", "normalize_classes", "parse_class_list", "read_class_file"]
+
+ClassSpec = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def clean_name(text: str) -> str:
+    """``text`` with surrounding whitespace removed and inner whitespace runs made one space."""
+    return " ".join(text.split())
+
+
+def class_key(name: str) -> str:
+    """What two names must share to be the same class: NFKC form, HTML entities decoded, whitespace collapsed, case
+    folded (open_clip's tokenizer cleans text the same way before it lower-cases it)."""
+    return clean_name(html.unescape(unicodedata.normalize("NFKC", name))).casefold()
+
+
+def normalize_classes(classes: ClassSpec) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """Check a class list (or a name → prompts mapping) and return ``(names, prompts per class)``.
+
+    Names and prompts are cleaned (:func:`clean_name`); a class given as a plain name has itself as its one prompt.
+
+    Raises:
+        VocabularyError: an empty list, a non-string, blank or duplicate name (see the module docstring), a class
+            without prompts.
+    """
+    if isinstance(classes, str):
+        raise VocabularyError(
+            f"classes must be a list of names, not the string {classes!r}; "
+            "write ['person', 'bus'] (the CLI takes --classes 'person,bus')"
+        )
+    if isinstance(classes, Mapping):
+        items = [(name, [prompts] if isinstance(prompts, str) else list(prompts)) for name, prompts in classes.items()]
+    else:
+        try:
+            items = [(name, [name]) for name in classes]
+        except TypeError:
+            raise VocabularyError(
+                f"classes must be a list of names or a dict name -> prompts, got {type(classes).__name__}"
+            ) from None
+    if not items:
+        raise VocabularyError("the class list is empty; give at least one class name")
+    names, prompts = [], []
+    for name, texts in items:
+        if not isinstance(name, str) or not name.strip():
+            raise VocabularyError(f"class names must be non-empty strings, got {name!r}")
+        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise VocabularyError(f"class {name!r} needs at least one non-empty prompt string, got {texts!r}")
+        names.append(clean_name(name))
+        prompts.append(tuple(clean_name(t) for t in texts))
+    _check_unique(names)
+    return tuple(names), tuple(prompts)
+
+
+def _check_unique(names: Sequence[str]) -> None:
+    seen: dict[str, str] = {}
+    dupes: list[str] = []
+    for name in names:
+        key = class_key(name)
+        if key in seen:
+            dupes.append(f"{seen[key]!r} and {name!r}" if seen[key] != name else f"{name!r} twice")
+        seen.setdefault(key, name)
+    if dupes:
+        raise VocabularyError(
+            f"duplicate classes: {'; '.join(dupes)} (names that differ only in case or spacing are one class to the "
+            "text encoder); give each class once, with several prompts if you like: {'car': ['car', 'automobile']} "
+            'or --classes "car=car|automobile"'
+        )
+
+
+def _parse_entry(entry: str, where: str) -> tuple[str, list[str]]:
+    name, sep, rest = entry.partition("=")
+    name = clean_name(name)
+    if not sep:
+        return name, [name]
+    prompts = [clean_name(p) for p in rest.split("|")]
+    if not name or not all(prompts):
+        raise VocabularyError(
+            f"{where}: {entry.strip()!r} is not NAME=PROMPT|PROMPT...; e.g. \"car=car|automobile\" (no empty name "
+            "or prompt)"
+        )
+    return name, prompts
+
+
+def _collect(entries: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    _check_unique([name for name, _ in entries])  # before the dict below would drop exact repeats
+    return dict(entries)
+
+
+def parse_class_list(text: str) -> dict[str, list[str]]:
+    """Parse ``--classes``: ``"person, car=car|automobile"`` → ``{"person": ["person"], "car": ["car", "automobile"]}``.
+
+    Raises:
+        VocabularyError: no class, a malformed ``NAME=PROMPTS`` entry, or duplicate classes.
+    """
+    entries = [_parse_entry(part, "--classes") for part in text.split(",") if part.strip()]
+    if not entries:
+        raise VocabularyError('the class list is empty; pass --classes "person, bus" or --classes-file FILE')
+    return _collect(entries)
+
+
+def read_class_file(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Read a class file: one class per line (``name`` or ``name=prompt|prompt``); blank lines and ``#`` comments
+    are ignored.
+
+    Raises:
+        VocabularyError: a missing or unreadable file, no class in it, a malformed line, or duplicate classes.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise VocabularyError(f"classes file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise VocabularyError(f"cannot read classes file {path}: {e}; it must be UTF-8 text, one class per line") from e
+    entries = [
+        _parse_entry(line, f"{path}, line {i}")
+        for i, line in enumerate(lines, 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not entries:
+        raise VocabularyError(f"classes file {path} names no class (one per line; '#' starts a comment)")
+    return _collect(entries)
