@@ -3,17 +3,24 @@
 >>> import ovdet
 >>> model = ovdet.load()  # the bundled default model
 >>> results = model.set_classes(["red circle", "purple star"]).predict("image.jpg")
+
+Importing ``ovdet`` loads no torch: the names below that need it (``build``, ``load``, ``OVDetector``, ...) import
+their modules on first use (PEP 562), so the command line can configure threading before torch starts, and code
+that only runs an exported model never pays for torch.
 """
 
 __version__ = "0.1.0"
 
-from .api import build, from_ultralytics, list_models, list_weights, load, load_onnx
+import importlib
+from typing import Any
+
 from .errors import (
     CheckpointError,
     ConfigError,
     DatasetError,
     DisplayError,
     FusedModelError,
+    OutputError,
     OVDetError,
     PickleRefusedError,
     SourceError,
@@ -21,10 +28,21 @@ from .errors import (
     VocabularyError,
     WeightsUnavailableError,
 )
-from .model import ModelConfig, OVDetector
-from .model.runtime import OnnxDetector
 from .results import Result
-from .text import TextEncoder
+
+# name -> module that defines it, imported on first access
+_LAZY = {
+    "build": ".api",
+    "from_ultralytics": ".api",
+    "list_models": ".api",
+    "list_weights": ".api",
+    "load": ".api",
+    "load_onnx": ".api",
+    "ModelConfig": ".model",
+    "OVDetector": ".model",
+    "OnnxDetector": ".model.runtime",
+    "TextEncoder": ".text",
+}
 
 __all__ = [
     "CheckpointError",
@@ -36,6 +54,7 @@ __all__ = [
     "OVDetError",
     "OVDetector",
     "OnnxDetector",
+    "OutputError",
     "PickleRefusedError",
     "Result",
     "SourceError",
@@ -51,3 +70,15 @@ __all__ = [
     "load",
     "load_onnx",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'ovdet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

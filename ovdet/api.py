@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
-from .errors import CheckpointError, UnknownModelError
 from .io import weights as weights_table
-from .model import OVDetector, build_detector, list_configs, load_config, load_detector
+from .model import OVDetector, build_detector, list_configs, load_config
+from .model.device import resolve_device
 from .model.config import ModelConfig
 from .model.runtime import OnnxDetector
 from .text import DEFAULT_TEXT_ENCODER, TextEncoder
@@ -36,11 +35,12 @@ def build(
 
     Raises:
         UnknownModelError: unknown config name or text encoder.
-        ConfigError: a malformed config, or a text dimension that does not fit it.
+        ConfigError: a malformed config, a text dimension that does not fit it, or a device this machine lacks.
     """
+    dev = resolve_device(device)
     model_config = load_config(config)
     encoder = TextEncoder(text_encoder) if isinstance(text_encoder, str) else text_encoder
-    return build_detector(model_config, text_encoder=encoder).to(device)
+    return build_detector(model_config, text_encoder=encoder).to(dev)
 
 
 def load(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDetector:
@@ -50,50 +50,11 @@ def load(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDet
         CheckpointError: the folder is not a saved model, or no default model is bundled.
         UnknownModelError: neither a folder nor a known weights name (the message lists the known names).
         PickleRefusedError: a pickle checkpoint was given (the message says how to convert it).
+        ConfigError: ``device`` does not exist on this machine.
     """
-    if path is None:
-        name = weights_table.DEFAULT_WEIGHTS
-        if name is None:
-            raise CheckpointError(
-                "no default model is bundled with this ovdet yet; build one with ovdet.build('ovdet-n') "
-                "(random weights), train it with `ovdet train`, or pass a saved model folder"
-            )
-        return load(name, device=device)
-    text = os.fspath(path)
-    spec = weights_table.KNOWN_WEIGHTS.get(text)
-    if spec is not None:
-        folder = weights_table.find_bundled(spec)
-        if folder is not None:
-            return load_detector(folder, device=device)
-        if spec.url:
-            from .io.convert import fetch_and_convert
+    from .io.resolve import load_model
 
-            return fetch_and_convert(spec, device=device)
-        raise CheckpointError(
-            f"weights '{text}' belong in a '{spec.folder}' folder under one of "
-            f"{', '.join(map(str, weights_table.bundled_weights_dirs()))}, and none has it; reinstall ovdet, "
-            "or set OVDET_WEIGHTS to the folder that holds it"
-        )
-    p = Path(text).expanduser()
-    if p.is_dir():
-        return load_detector(p, device=device)
-    if p.is_file():
-        if p.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
-            from .errors import PickleRefusedError
-
-            raise PickleRefusedError(
-                f"{p} is a pickle checkpoint, which ovdet.load never unpickles. If it is an ultralytics YOLO-World "
-                f"model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
-                f"`ovdet convert ultralytics {p} OUT_DIR --trust-pickle`, then load OUT_DIR"
-            )
-        if p.suffix == ".onnx":
-            raise CheckpointError(f"{p} is an ONNX export; predict with it through ovdet.load_onnx('{p}')")
-        raise CheckpointError(f"{p} is a file; ovdet.load takes the folder written by model.save() that contains it")
-    known = ", ".join(list_weights()) or "none bundled"
-    raise UnknownModelError(
-        f"no saved model at '{text}' and no known weights of that name (known: {known}); "
-        "pass a folder written by model.save(), or use ovdet.build(config) for random weights"
-    )
+    return load_model(path, device=str(resolve_device(device)))
 
 
 def from_ultralytics(

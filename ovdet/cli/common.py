@@ -1,14 +1,22 @@
-"""Helpers shared by subcommands: model resolution, class lists, argument types."""
+"""Helpers shared by subcommands: the model options, checks made before any model loads, class lists, arg types."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
+import os
 
-from ..errors import UnknownModelError, VocabularyError
+from ..errors import VocabularyError
 
-__all__ = ["add_model_args", "resolve_model", "parse_classes", "probability", "positive_int"]
+__all__ = [
+    "add_model_args",
+    "add_class_args",
+    "prepare_compute",
+    "resolve_model",
+    "parse_classes",
+    "probability",
+    "positive_int",
+]
 
 logger = logging.getLogger("ovdet")
 
@@ -33,7 +41,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, *, device_default: str | None = "cpu") -> None:
     parser.add_argument(
         "--model",
         default=None,
@@ -45,45 +53,80 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="text encoder spec for a model built from a config (default ViT-B-32-quickgelu:openai)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    parser.add_argument("--device", default=device_default, help="cpu, cuda, cuda:1, mps (default: cpu)")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads for the model (default: the cores available, at most 4; 1 on a machine shared with other "
+        "busy processes, see README)",
+    )
+
+
+def add_class_args(parser: argparse.ArgumentParser, *, default_help: str = "") -> None:
+    parser.add_argument(
+        "--classes",
+        help='comma-separated classes, e.g. "person, red backpack"; NAME=PROMPT|PROMPT gives a class several prompts '
+        f'("car=car|automobile, dog"){default_help}',
+    )
+    parser.add_argument(
+        "--classes-file", help="a text file with one class per line (same NAME=PROMPT|PROMPT syntax; # comments)"
+    )
+
+
+def prepare_compute(device: str | None, threads: int | None, imgsz: int | None = None, batch: int = 1) -> str:
+    """Check the device, set the CPU threads and check that ``imgsz`` can fit, before any model loads; returns the
+    device as a string.
+
+    Raises:
+        ConfigError: a device this machine does not have, or an input size that cannot fit in memory.
+    """
+    from ..model.device import check_memory, resolve_device, set_threads
+
+    dev = resolve_device(device or "cpu")
+    set_threads(threads)
+    if imgsz is not None:
+        check_memory(imgsz * imgsz, batch=batch, device=dev)  # a lower bound for every model: refuses the absurd
+    return str(dev)
 
 
 def resolve_model(model: str | None, text_encoder: str | None, device: str):
-    """Load a saved/known model, or build one from a config with random weights (and say so)."""
-    import ovdet
-    from ..model.config import CONFIG_DIR
+    """The model ``--model`` names (see :func:`ovdet.io.resolve.resolve_model`), on ``device``."""
+    from ..io.resolve import resolve_model as resolve
 
-    if model is None or Path(model).is_dir() or model in ovdet.list_weights():
-        if text_encoder is not None:
-            logger.warning("--text-encoder is ignored: a saved model brings its own text encoder")
-        return ovdet.load(model, device=device)
-    is_config = model in ovdet.list_models() or (model.endswith((".yaml", ".yml")) and Path(model).is_file())
-    if not is_config:
-        raise UnknownModelError(
-            f"unknown model '{model}': not a saved model folder, a known weights name "
-            f"({', '.join(ovdet.list_weights()) or 'none'}), or a config ({', '.join(ovdet.list_models())}, "
-            f"or a YAML file like those in {CONFIG_DIR})"
-        )
-    logger.warning(
-        "building '%s' with RANDOM weights: boxes will be meaningless; pass a trained model folder for real detections",
-        model,
-    )
-    from ..text import DEFAULT_TEXT_ENCODER
-
-    return ovdet.build(model, text_encoder or DEFAULT_TEXT_ENCODER, device=device)
+    return resolve(model, text_encoder=text_encoder, device=device)
 
 
-def parse_classes(classes: str | None, classes_file: str | None) -> list[str]:
-    """Class names from ``--classes "a,b"`` and/or ``--classes-file`` (one name per line)."""
-    names: list[str] = []
-    if classes:
-        names += [c.strip() for c in classes.split(",")]
-    if classes_file:
-        path = Path(classes_file)
-        if not path.is_file():
-            raise VocabularyError(f"classes file {path} does not exist")
-        names += [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    names = [n for n in names if n]
-    if not names:
-        raise VocabularyError('the class list is empty; pass --classes "person,bus" or --classes-file FILE')
-    return list(dict.fromkeys(names))
+def parse_classes(classes: str | None, classes_file: str | None) -> dict[str, list[str]]:
+    """Classes from ``--classes "a, b=b|bee"`` and/or ``--classes-file`` (see :mod:`ovdet.classes`), as a dict
+    name → prompts for ``set_classes``.
+
+    Raises:
+        VocabularyError: no class given, a malformed entry, or duplicate classes (across both options too).
+    """
+    from ..classes import normalize_classes, parse_class_list, read_class_file
+
+    if classes is None and classes_file is None:
+        raise VocabularyError('no classes given; pass --classes "person, bus" or --classes-file FILE')
+    merged: dict[str, list[str]] = {}
+    if classes is not None:
+        merged.update(parse_class_list(classes))
+    if classes_file is not None:
+        from_file = read_class_file(classes_file)
+        normalize_classes([*merged, *from_file])  # a class in both is a duplicate, named in the error
+        merged.update(from_file)
+    return merged
+
+
+def check_input_output_clash(inputs: list[str], outputs: list[os.PathLike | str]) -> None:
+    """Refuse an output path that is one of the inputs (``ovdet predict a.jpg --json a.jpg``).
+
+    Raises:
+        OutputError: an output would replace an input.
+    """
+    from ..errors import OutputError
+
+    given = {os.path.realpath(p) for p in inputs if isinstance(p, str)}
+    for out in outputs:
+        if out is not None and os.path.realpath(out) in given:
+            raise OutputError(f"output {out} is one of the inputs; ovdet never writes over its input, choose another path")

@@ -1,9 +1,17 @@
-"""``ovdet`` entry point: subcommand dispatch; user errors become one line on stderr and exit status 2."""
+"""``ovdet`` entry point: subcommand dispatch; user errors become one line on stderr and exit status 2.
+
+Exit statuses: 0 done; 2 bad input or settings (one line on stderr, no traceback); 3 done, but some inputs could not
+be read and were skipped (``predict``, ``eval``: listed on stderr); 130 interrupted by Ctrl-C (SIGINT), 143 stopped
+by SIGTERM (what ``timeout`` and ``docker stop`` send) — in both cases outputs are closed and hold the work done. Any
+other status is a bug (with a traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 
 from ..errors import OVDetError
@@ -11,6 +19,16 @@ from . import convert, predict, stream, train
 from . import eval as eval_command
 
 COMMANDS = [predict, stream, convert, train, eval_command]
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's ``KeyboardInterrupt`` so every ``finally`` closes outputs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,17 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP threads that wait for work sleep instead of spinning: on a machine where other processes are busy,
+    # spinning threads steal the cores the working ones need (measured: README, "Threads"). Read once, when torch
+    # first loads, which is after this.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="ovdet: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except OVDetError as e:
         print(f"ovdet {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"ovdet {args.command}: terminated (SIGTERM); outputs closed", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"ovdet {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)

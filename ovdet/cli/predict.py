@@ -1,26 +1,31 @@
-"""``ovdet predict``: detect free-text classes in images; print, draw and/or write JSON."""
+"""``ovdet predict``: detect free-text classes in images; print, draw and/or write JSON.
+
+Outputs are checked before the model loads and written as results come: after an error, Ctrl-C or SIGTERM the
+annotated images and the JSON file hold every image done. An unreadable image is skipped with a warning; the run
+goes on and exits with status 3 (see ``EXIT_SKIPPED``) to say that some images were not predicted.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-from ..errors import VocabularyError
-from .common import add_model_args, parse_classes, positive_int, probability, resolve_model
+from .common import add_class_args, add_model_args, positive_int, probability, resolve_model
 
 HELP = "detect free-text classes in images"
+EXIT_SKIPPED = 3  # the run finished, but some inputs could not be read (they are listed on stderr)
+EPILOG = """exit status: 0 every image predicted; 2 bad input or settings (nothing done); 3 finished, but some
+images could not be read and were skipped (listed on stderr); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM) —
+in both, what was done is written."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("predict", help=HELP, description=HELP)
+    p = subparsers.add_parser("predict", help=HELP, description=HELP, epilog=EPILOG)
     p.add_argument("source", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument(
-        "--classes", help='comma-separated class names, e.g. "person,red backpack" (default: the model\'s own classes)'
-    )
-    p.add_argument("--classes-file", help="a text file with one class name per line")
+    add_class_args(p, default_help=" (default: the model's own classes)")
     add_model_args(p)
     p.add_argument("--conf", type=probability, default=0.25, help="minimum score (default 0.25)")
     p.add_argument("--iou", type=probability, default=0.7, help="NMS IoU threshold (default 0.7)")
@@ -28,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-det", type=positive_int, default=300, help="maximum detections per image")
     p.add_argument("--batch", type=positive_int, default=8, help="images per forward pass")
     p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
-    p.add_argument("--save", metavar="DIR", help="write annotated images to DIR")
-    p.add_argument("--json", metavar="FILE", help="write all detections to FILE as JSON")
+    p.add_argument("--save", metavar="DIR", help="write annotated images to DIR (new, empty, or an earlier --save)")
+    p.add_argument("--json", metavar="FILE", help="write all detections to FILE as a JSON array")
+    p.add_argument("--overwrite", action="store_true", help="write into --save DIR even if it holds other files")
     p.set_defaults(func=run)
 
 
@@ -42,44 +48,81 @@ def _unique_name(folder: Path, name: str, taken: set[str]) -> Path:
     return folder / candidate
 
 
+def _check_outputs(args: argparse.Namespace, items: list) -> tuple[Path | None, Path | None]:
+    """The --save folder and --json file, checked (and the folder created) before the model loads."""
+    from ..errors import OutputError
+    from ..fileio import check_output_dir, check_output_file, has_marker
+
+    paths = [os.path.realpath(item) for item in items if isinstance(item, str)]
+    json_path = check_output_file(args.json, what="--json file") if args.json else None
+    if json_path is not None and str(json_path) in paths:
+        raise OutputError(f"--json {args.json} is one of the input images; choose another file")
+    if not args.save:
+        return None, json_path
+    save = Path(os.path.realpath(args.save))
+    if any(Path(p).parent == save for p in paths):
+        raise OutputError(f"--save {args.save} holds input images, which ovdet never writes over; choose another folder")
+    return check_output_dir(save, what="--save folder", owned=has_marker("predict"), overwrite=args.overwrite), json_path
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..fileio import atomic_write_text
+    from ..errors import VocabularyError
+    from ..fileio import JsonArrayWriter, prepare_output_dir
     from ..images import resolve_images
+    from .common import parse_classes, prepare_compute
 
     given = args.classes is not None or args.classes_file is not None
     classes = parse_classes(args.classes, args.classes_file) if given else None
-    items = resolve_images(args.source)  # fail on missing files before loading the model
-    model = resolve_model(args.model, args.text_encoder, args.device)
+    items = resolve_images(args.source)  # missing files, videos, empty folders: before anything else
+    save_dir, json_path = _check_outputs(args, items)
+    device = prepare_compute(args.device, args.threads, args.imgsz, args.batch)
+    model = resolve_model(args.model, args.text_encoder, device)
     if classes is not None:
         model.set_classes(classes)
     elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary
-        raise VocabularyError(
-            'this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE'
-        )
-    save_dir = Path(args.save) if args.save else None
-    if save_dir:
-        save_dir.mkdir(parents=True, exist_ok=True)
+        raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
     taken: set[str] = set()
-    records = []
-    results = model.predict_iter(
-        items, conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
-        agnostic=args.agnostic, keep_images=save_dir is not None,
-    )  # fmt: skip
-    with tqdm(total=len(items), unit="img", disable=len(items) < 2, file=sys.stderr) as bar:
+    skipped: list[str] = []
+    done = 0
+    writer = JsonArrayWriter(json_path, indent=None, what="--json file") if json_path else None
+    bar = tqdm(total=len(items), unit="img", disable=len(items) < 2, file=sys.stderr)
+
+    def skip(path: str, error: Exception) -> None:
+        skipped.append(path)
+        bar.write(f"ovdet predict: warning: skipping {error}", file=sys.stderr)
+        bar.update()
+
+    try:
+        results = model.predict_iter(
+            items, conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
+            agnostic=args.agnostic, keep_images=save_dir is not None, on_error=skip,
+        )  # fmt: skip
         for result in results:
             counts = Counter(result.labels)
             summary = ", ".join(f"{n} {label}" for label, n in counts.most_common()) or "no detections"
-            bar.write(f"{result.path}: {summary}", file=sys.stdout)
+            bar.write(f"{result.path or 'image'}: {summary}", file=sys.stdout)
             if save_dir:
-                out = _unique_name(save_dir, Path(result.path).name, taken)
-                result.save(out)
-            records.append(result.to_dict())
+                if not taken:  # created on the first image, so a run that fails before leaves no folder behind
+                    prepare_output_dir(save_dir, kind="predict", what="--save folder", overwrite=args.overwrite)
+                result.save(_unique_name(save_dir, Path(result.path or "image.jpg").name, taken))
+            if writer is not None:
+                writer.write(result.to_dict())
+            done += 1
             bar.update()
-    if save_dir:
-        print(f"annotated images: {save_dir}", file=sys.stderr)
-    if args.json:
-        atomic_write_text(args.json, json.dumps(records, indent=1) + "\n")
-        print(f"detections: {args.json}", file=sys.stderr)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()  # a valid JSON array of every image done, however the loop ended
+        if save_dir and done:
+            print(f"annotated images: {save_dir}", file=sys.stderr)
+        if writer is not None:
+            print(f"detections: {json_path} ({writer.count} images)", file=sys.stderr)
+    if skipped:
+        print(
+            f"ovdet predict: {done} images predicted, {len(skipped)} skipped (unreadable): {', '.join(skipped)}",
+            file=sys.stderr,
+        )
+        return EXIT_SKIPPED
     return 0

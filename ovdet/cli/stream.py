@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .common import add_model_args, parse_classes, positive_int, probability, resolve_model
+from .common import add_class_args, add_model_args, parse_classes, positive_int, probability, resolve_model
 
 HELP = "detect free-text classes in a video, webcam, stream URL or image folder"
 EPILOG = """examples:
@@ -14,6 +14,10 @@ EPILOG = """examples:
   ovdet stream 0 --classes "person" --show                          # webcam 0
   ovdet stream rtsp://user:pass@192.168.1.10/stream1 --classes "car" --out cam.mp4 --reconnect-attempts inf
   ovdet stream frames/ --classes "cat" --out frames.mp4 --fps 25    # an image folder played as a video
+  ovdet stream clip.mp4 --classes "person"                          # print each frame's detections
+
+exit status: 0 done; 2 bad input or settings, or a live source lost for good; 130 Ctrl-C, 143 SIGTERM (the video
+and JSON lines written so far are closed and complete).
 """
 
 
@@ -48,8 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a video file, a webcam index (0), an rtsp:// rtmp:// http(s):// URL, a folder or glob of images; "
         "several sources are read in turn",
     )  # fmt: skip
-    p.add_argument("--classes", help='comma-separated class names, e.g. "person,red backpack"')
-    p.add_argument("--classes-file", help="a text file with one class name per line")
+    add_class_args(p, default_help=" (default: the model's own classes)")
     add_model_args(p)
     p.add_argument("--out", metavar="FILE.mp4", help="write the annotated video (.mp4, .avi, .mkv, .mov); with several "
                    "sources, FILE-0.mp4, FILE-1.mp4, ...")  # fmt: skip
@@ -80,49 +83,70 @@ def _quiet_opencv() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
+def _print_frame(result) -> None:  # noqa: ANN001 (a Result)
+    from collections import Counter
+
+    counts = Counter(result.labels)
+    summary = ", ".join(f"{n} {label}" for label, n in counts.most_common()) or "no detections"
+    print(f"{result.source} frame {result.frame_index}: {summary}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..engine.stream import check_display, run_stream, video_paths
-    from ..errors import ConfigError
+    from ..errors import ConfigError, VocabularyError
+    from ..fileio import check_output_file
     from ..sources import Reconnect, open_sources
+    from .common import prepare_compute
 
-    classes = parse_classes(args.classes, args.classes_file)
-    if not (args.out or args.json or args.show):
-        raise ConfigError("nothing to write: pass --out FILE.mp4, --json FILE.jsonl and/or --show")
+    given = args.classes is not None or args.classes_file is not None
+    classes = parse_classes(args.classes, args.classes_file) if given else None
     if args.show:
         check_display()
     if args.fps is not None and not args.fps > 0:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
     videos = video_paths(args.out, len(args.source)) if args.out else []
+    for video in videos:
+        check_output_file(video, what="--out video")
+    if args.json:
+        check_output_file(args.json, what="--json file")
+    device = prepare_compute(args.device, args.threads, args.imgsz)
     if not getattr(args, "verbose", False):
         _quiet_opencv()
     reconnect = Reconnect(attempts=args.reconnect_attempts, backoff=args.reconnect_delay)
     # open (and check) every source before loading the model: a typo fails in a second, not after the load
     sources = open_sources(args.source, vid_stride=args.vid_stride, reconnect=reconnect)
+    printing = not (args.out or args.json or args.show)  # nothing else asked for: print detections, as predict does
+    stats = None
     try:
-        model = resolve_model(args.model, args.text_encoder, args.device)
-        model.set_classes(classes)
+        model = resolve_model(args.model, args.text_encoder, device)
+        if classes is not None:
+            model.set_classes(classes)
+        elif not model.names:
+            raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
         with logging_redirect_tqdm():  # reconnect warnings print above the progress bar, not into it
             stats = run_stream(
                 model, sources, out=args.out, json_lines=args.json, show=args.show, conf=args.conf, iou=args.iou,
                 imgsz=args.imgsz, max_det=args.max_det, agnostic=args.agnostic, fps=args.fps,
-                progress=not args.no_progress,
+                progress=not (args.no_progress or printing), on_result=_print_frame if printing else None,
             )  # fmt: skip
-    except KeyboardInterrupt:
-        for video in videos:
-            if video.exists():
-                print(f"annotated video (closed, playable): {video}", file=sys.stderr)
-        raise
     finally:
         for source in sources:
             source.close()
+        if stats is None:  # stopped early (error, Ctrl-C, SIGTERM): say what was written
+            for video in videos:
+                if video.exists():
+                    print(f"annotated video (closed, playable): {video}", file=sys.stderr)
     summary = f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} FPS)"
     if any(s.live for s in sources):
         summary += f", {stats.dropped} dropped to keep up with the live source"
     print(summary, file=sys.stderr)
     for video in stats.videos:
-        print(f"annotated video: {video}", file=sys.stderr)
+        if video.exists():  # no frame read, no video
+            print(f"annotated video: {video}", file=sys.stderr)
+        else:
+            print(f"no annotated video written to {video}: no frame was read", file=sys.stderr)
     if stats.json_lines:
         print(f"detections: {stats.json_lines}", file=sys.stderr)
     return 0

@@ -13,12 +13,15 @@ HELP = "train or fine-tune a detector (torchrun --nproc_per_node K -m ovdet trai
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help=HELP, description=HELP)
     p.add_argument("--data", help="dataset YAML (COCO-json or YOLO-txt splits, optional texts and grounding)")
-    p.add_argument("--model", help="architecture config name/YAML (fresh weights) or a saved model folder (fine-tune)")
+    p.add_argument("--model", help="what to start from: an architecture config name/YAML (fresh weights), or a saved "
+                   "model folder or known weights name such as ovdet-synth (fine-tuning)")
     p.add_argument("--text-encoder", help="text encoder spec for a fresh model (default ViT-B-32-quickgelu:openai)")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--imgsz", type=positive_int)
     p.add_argument("--batch", type=positive_int, help="images per step, over all processes")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for torch (default: the cores available, at most 4)")  # fmt: skip
     p.add_argument("--workers", type=int, help="data-loading processes")
     p.add_argument("--out", help="run folder (default runs/train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last/ checkpoint")
@@ -52,6 +55,15 @@ def run(args: argparse.Namespace) -> int:
         settings = resume_settings(args.out, device=args.device, workers=args.workers, **_pairs(args.set))
     else:
         settings = load_settings(args.config, {**flags, **_pairs(args.set)})
-    run_dir = train(settings, resume=args.resume, progress=not args.quiet)
+    import logging
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..model.device import set_threads
+
+    set_threads(args.threads)
+    logging.getLogger("ovdet.engine.train").setLevel(logging.INFO)  # one line per epoch: losses and validation AP
+    with logging_redirect_tqdm():
+        run_dir = train(settings, resume=args.resume, progress=not args.quiet)
     print(f"run: {run_dir} (best model: {run_dir / 'best'}, last: {run_dir / 'last'})")
     return 0

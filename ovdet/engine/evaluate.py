@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from ..data.datasets import SplitData
-from ..fileio import atomic_write_text
+from ..fileio import JsonArrayWriter, atomic_write_text, prepare_output_dir
 from ..io.formats import to_coco_detections
 from ..model.detector import OVDetector
+from .ground_truth import normalize_ground_truth
 
 __all__ = ["evaluate", "COCO_KEYS", "LVIS_KEYS"]
 
@@ -60,31 +61,61 @@ def _coco_ground_truth(split: SplitData) -> dict[str, Any]:
     return {"images": images, "annotations": annotations, "categories": split.categories}
 
 
-def _coco_metrics(gt: dict, predictions: list[dict], cat_ids: list[int] | None = None) -> dict[str, float]:
+def _none_if_negative(value: float) -> float | None:
+    # pycocotools and lvis say -1 where nothing could be measured (no objects of that size or group)
+    return None if value < 0 else float(value)
+
+
+def _coco_metrics(
+    gt: dict, predictions: list[dict], cat_ids: list[int] | None = None, img_ids: list[int] | None = None,
+    per_class: bool = False,
+) -> dict[str, Any]:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    if not predictions:
-        return dict.fromkeys(COCO_KEYS, 0.0)
     coco_gt = COCO()
     coco_gt.dataset = gt
     _quiet(coco_gt.createIndex)
+    if not predictions:  # loadRes refuses an empty list; nothing found is AP 0 wherever there is something to find
+        stats = {k: 0.0 for k in COCO_KEYS}
+        return stats
     coco_dt = _quiet(coco_gt.loadRes, predictions)
     ev = COCOeval(coco_gt, coco_dt, "bbox")
     if cat_ids is not None:
         ev.params.catIds = cat_ids
+    if img_ids is not None:
+        ev.params.imgIds = img_ids
     _quiet(ev.evaluate)
     _quiet(ev.accumulate)
     _quiet(ev.summarize)
-    return {k: max(float(v), 0.0) for k, v in zip(COCO_KEYS, ev.stats[:6])}  # -1 (no such objects) → 0
+    metrics: dict[str, Any] = {k: _none_if_negative(v) for k, v in zip(COCO_KEYS, ev.stats[:6])}
+    if per_class:
+        metrics["per_class"] = _per_class_ap(ev, coco_gt)
+    return metrics
 
 
-def _lvis_metrics(gt: dict, predictions: list[dict], max_det: int) -> dict[str, float]:
+def _per_class_ap(ev: Any, coco_gt: Any) -> list[dict[str, Any]]:
+    """AP and AP50 of each category (area "all", 100 detections), as pycocotools' summarize() averages them."""
+    precision = ev.eval["precision"]  # (T IoUs, R recalls, K categories, A areas, M max-dets)
+    iou50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
+    rows = []
+    for k, cat_id in enumerate(ev.params.catIds):
+        p = precision[:, :, k, 0, -1]
+        ap = float(p[p > -1].mean()) if (p > -1).any() else None
+        p50 = p[iou50]
+        ap50 = float(p50[p50 > -1].mean()) if (p50 > -1).any() else None
+        instances = len(coco_gt.getAnnIds(catIds=[cat_id], imgIds=ev.params.imgIds, iscrowd=False))
+        rows.append({"category_id": int(cat_id), "name": coco_gt.cats[cat_id]["name"], "instances": instances,
+                     "AP50": ap50, "AP": ap})  # fmt: skip
+    return rows
+
+
+def _lvis_metrics(gt: dict, predictions: list[dict], max_det: int) -> dict[str, Any]:
     from .lvis_compat import import_lvis
 
     LVIS, LVISResults, LVISEval = import_lvis()
     if not predictions:
-        return dict.fromkeys(LVIS_KEYS, 0.0)
+        return {k: 0.0 for k in LVIS_KEYS}
     lvis_gt = LVIS.__new__(LVIS)  # from memory instead of a path: LVIS's constructor only reads the json
     lvis_gt.logger, lvis_gt.dataset = logging.getLogger("lvis"), gt
     lvis_gt._create_index()
@@ -92,7 +123,10 @@ def _lvis_metrics(gt: dict, predictions: list[dict], max_det: int) -> dict[str, 
     ev = LVISEval(lvis_gt, results, iou_type="bbox")
     ev.params.max_dets = max_det
     _quiet(ev.run)
-    return {k: max(float(ev.results[k]), 0.0) for k in LVIS_KEYS}
+    metrics = {k: _none_if_negative(ev.results[k]) for k in LVIS_KEYS}
+    if gt.get("_frequency_unknown"):
+        metrics.update(APr=None, APc=None, APf=None)
+    return metrics
 
 
 def evaluate(
@@ -109,6 +143,7 @@ def evaluate(
     out_dir: str | os.PathLike | None = None,
     group_by: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on a split, with the split's category names (and their ``texts`` prompts) as vocabulary.
 
@@ -126,43 +161,77 @@ def evaluate(
         group_by: A category field (e.g. ``"held_out"``); COCO metrics are also computed per value of that field,
             under ``groups`` in the result.
         progress: Show a progress bar.
+        overwrite: Write into ``out_dir`` even if it holds files ovdet did not write.
 
     Returns:
         The metrics: ``AP``, ``AP50``, ``AP75``, ``APs``, ``APm``, ``APl`` (LVIS: also ``APr``, ``APc``, ``APf``),
-        ``images``, ``detections``, and ``groups`` when asked.
+        each ``None`` where not applicable (no objects of that size or frequency group; pycocotools' -1);
+        ``per_class`` (COCO: each category's ``instances``, ``AP50``, ``AP``), ``images`` (evaluated),
+        ``skipped`` (paths of images that could not be read, left out of the metrics), ``detections``, and
+        ``groups`` when asked.
+
+    Raises:
+        DatasetError: ground truth that cannot be mended (see :mod:`ovdet.engine.ground_truth`), before predicting.
+        OutputError: ``out_dir`` cannot be written (checked before predicting).
     """
     from tqdm import tqdm
 
     if metric not in ("coco", "lvis"):
         raise ValueError(f"metric must be 'coco' or 'lvis', got {metric!r}")
     max_det = max_det or (1000 if metric == "lvis" else 300)
+    # the ground truth is read, mended and checked before any prediction: a problem shows in a second, not at the end
+    gt = normalize_ground_truth(_coco_ground_truth(split), metric=metric, source=str(split.annotations or split.name))
+    if out_dir is not None:
+        out_dir = prepare_output_dir(out_dir, kind="eval", what="evaluation folder", overwrite=overwrite)
     previous = model.vocabulary if model.names else None
     texts = texts or {}
     model.set_classes({name: list(texts.get(name, (name,))) for name in split.names})
+    by_path = {r.path: r for r in split.records}
+    skipped: list[str] = []
+    done: list[int] = []
     predictions: list[dict] = []
+    writer = JsonArrayWriter(Path(out_dir) / "predictions.json") if out_dir is not None else None
+
+    def skip(path: str, error: Exception) -> None:
+        skipped.append(path)
+        logger.warning("skipping %s", error)
+
     try:
         results = model.predict_iter(
             [r.path for r in split.records], conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, multi_label=True,
-            batch=batch, keep_images=False,
+            batch=batch, keep_images=False, on_error=skip,
         )  # fmt: skip
-        bar = tqdm(results, total=len(split.records), desc=f"eval {split.name}", unit="img", disable=not progress)
-        for record, result in zip(split.records, bar):
-            predictions += to_coco_detections(result, record.image_id, list(split.category_ids))
+        for result in tqdm(results, total=len(split.records), desc=f"eval {split.name}", unit="img", disable=not progress):
+            record = by_path[result.path]
+            entries = to_coco_detections(result, record.image_id, list(split.category_ids))
+            predictions += entries
+            done.append(record.image_id)
+            if writer is not None:
+                for entry in entries:  # written as they come: an interrupted run keeps what it predicted
+                    writer.write(entry)
     finally:
+        if writer is not None:
+            writer.close()
         if previous is not None:
             model.set_vocabulary(previous)
-    gt = _coco_ground_truth(split)
-    metrics: dict[str, Any] = (
-        _lvis_metrics(gt, predictions, max_det) if metric == "lvis" else _coco_metrics(gt, predictions)
-    )
-    metrics.update(images=len(split.records), detections=len(predictions), metric=metric, max_det=max_det)
+    if skipped:
+        logger.warning("%d of %d images could not be read and are left out of the metrics", len(skipped), len(by_path))
+    img_ids = done if skipped else None  # the images evaluated, when some could not be read
+    if metric == "lvis":
+        if skipped:
+            gt = dict(gt, images=[i for i in gt["images"] if i["id"] in set(done)],
+                      annotations=[a for a in gt["annotations"] if a["image_id"] in set(done)])  # fmt: skip
+        metrics: dict[str, Any] = _lvis_metrics(gt, predictions, max_det)
+    else:
+        metrics = _coco_metrics(gt, predictions, img_ids=img_ids, per_class=True)
+    metrics.update(images=len(done), skipped=skipped, detections=len(predictions), metric=metric, max_det=max_det)
     if group_by:
         groups: dict[str, list[int]] = {}
         for c in split.categories:
             groups.setdefault(f"{group_by}={c.get(group_by)}", []).append(c["id"])
-        metrics["groups"] = {name: _coco_metrics(gt, predictions, ids) for name, ids in sorted(groups.items())}
+        metrics["groups"] = {
+            name: _coco_metrics(gt, predictions, ids, img_ids=img_ids) for name, ids in sorted(groups.items())
+        }
     if out_dir is not None:
-        out = Path(out_dir)
-        atomic_write_text(out / "predictions.json", json.dumps(predictions) + "\n")
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -17,7 +17,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -195,6 +195,7 @@ def run_stream(
     reconnect: Reconnect | None = None,
     fps: float | None = None,
     progress: bool = True,
+    on_result: Callable[[Result], None] | None = None,
 ) -> StreamStats:
     """Run ``model`` on every frame of one or more sources and write what it finds.
 
@@ -211,6 +212,7 @@ def run_stream(
         fps: Frame rate of the written videos; default: the source's divided by ``vid_stride``, else
             :data:`DEFAULT_FPS`. A live source that drops frames plays faster than real time at its nominal rate.
         progress: Show a progress bar with the live FPS (and dropped frames for live sources) on stderr.
+        on_result: Called with each frame's result on the calling thread, as it comes (e.g. to print it).
 
     Returns:
         :class:`StreamStats`. Ctrl-C (``KeyboardInterrupt``) is re-raised after the outputs are closed.
@@ -261,6 +263,8 @@ def run_stream(
                         stats.stopped = True
                         break
                 writer.put(result, annotated)
+                if on_result is not None:
+                    on_result(result)
                 stats.frames += 1
                 bar.update()
                 if live:

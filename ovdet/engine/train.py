@@ -34,12 +34,11 @@ from torch import nn
 from ..data.datasets import SplitData, load_dataset_config, load_grounding, load_split
 from ..data.training import EpochShuffle, TrainingSet, collate
 from ..errors import CheckpointError, ConfigError
-from ..fileio import atomic_write_text
+from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
 from ..model.build import build_detector
-from ..model.config import load_config
 from ..model.detector import OVDetector
-from ..model.serialization import load_detector, read_config, save_detector
-from ..text.encoder import TextEncoder
+from ..model.device import check_memory, resolve_device
+from ..model.serialization import save_detector
 from .checkpoint import optimizer_state, read_train_info, read_train_state, set_rng_state, write_train_state
 from .ema import ModelEMA
 from .evaluate import evaluate
@@ -73,13 +72,17 @@ def _class_prompts(split: SplitData, texts: dict[str, tuple[str, ...]]) -> list[
     return [texts.get(name, (name,)) for name in split.names]
 
 
+def _is_run_folder(folder: Path) -> bool:
+    """A folder ``train`` may write into: one it marked, or a run of an ovdet that wrote no marker yet."""
+    return has_marker("train")(folder) or (folder / "settings.yaml").is_file()
+
+
 def _build_model(settings: TrainSettings) -> OVDetector:
-    path = Path(settings.model)
-    if path.is_dir():
-        read_config(path)  # a clear error if it is not a saved model
-        return load_detector(path)
-    config = load_config(settings.model)
-    return build_detector(config, text_encoder=TextEncoder(settings.text_encoder))
+    """The starting model, named as every command names one (:func:`ovdet.io.resolve.resolve_model`): a config for
+    fresh weights, a saved folder or known weights (e.g. ``ovdet-synth``) to fine-tune."""
+    from ..io.resolve import resolve_model
+
+    return resolve_model(settings.model, text_encoder=settings.text_encoder, for_training=True)
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -134,11 +137,15 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
     """Train a detector, or with ``resume=True`` continue the run in ``settings.out``; returns the run folder.
 
     Raises:
-        DatasetError, ConfigError, CheckpointError: bad data or settings, an existing run without ``resume``, or a
-            missing or broken resume state.
+        DatasetError, ConfigError, CheckpointError: bad data or settings (a device this machine lacks, an image size
+            that cannot fit), an existing run without ``resume``, or a missing or broken resume state.
+        OutputError: ``settings.out`` is a file, a folder of files ovdet did not write, or not writable.
     """
-    rank, world, device = _distributed(settings.device)
+    resolve_device(settings.device)  # before anything else: "cuda" on a machine without one is one clear error
+    check_memory(settings.imgsz * settings.imgsz, batch=settings.batch, device=resolve_device(settings.device))
     run = Path(settings.out)
+    check_output_dir(run, what="run folder", owned=_is_run_folder)
+    rank, world, device = _distributed(settings.device)
     resume_meta: dict[str, Any] | None = None
     resume_tensors: dict[str, dict[str, torch.Tensor]] = {}
     if resume:
@@ -213,6 +220,8 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
             logger.info("resuming %s from epoch %d", run, start_epoch + 1)
     if main_process:
         run.mkdir(parents=True, exist_ok=True)
+        if not (run / MARKER).exists():
+            write_marker(run, "train")
         atomic_write_text(run / "settings.yaml", yaml.safe_dump(settings.to_dict(), sort_keys=False))
         _write_metrics(run, history)  # drops rows of epochs that finished after last/ was written
     ddp = (
@@ -276,8 +285,9 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
             fitness = None
             if val_split is not None and ((epoch + 1) % settings.val_interval == 0 or last_epoch):
                 m = evaluate(eval_model, val_split, texts=data.texts, progress=progress)
-                fitness = 0.1 * m["AP50"] + 0.9 * m["AP"]
-                row.update(AP=round(m["AP"], 5), AP50=round(m["AP50"], 5), fitness=round(fitness, 5))
+                ap, ap50 = m["AP"] or 0.0, m["AP50"] or 0.0  # None: a val split without objects
+                fitness = 0.1 * ap50 + 0.9 * ap
+                row.update(AP=round(ap, 5), AP50=round(ap50, 5), fitness=round(fitness, 5))
             row["seconds"] = round(time.time() - t0, 1)
             history.append(row)
             improved = fitness is not None and fitness > best_fitness
@@ -291,7 +301,11 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
                 save_detector(eval_model, run / "best", metadata=metadata)
             _write_metrics(run, history)
             _plot(run, history)
-            logger.info("epoch %d: %s", epoch + 1, row)
+            logger.info(
+                "epoch %d/%d: loss box %.4f cls %.4f dfl %.4f%s (%.0f s)", epoch + 1, settings.epochs, row["box"],
+                row["cls"], row["dfl"], f" | val AP50 {row['AP50']:.4f} AP {row['AP']:.4f}" if "AP" in row else "",
+                row["seconds"],
+            )  # fmt: skip
         if world > 1:
             dist.barrier()
     if world > 1:

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import VocabularyError
+from ..errors import SourceError, VocabularyError
 from ..images import read_image, resolve_images
 from ..results import Result
 from ..sources import Frame, Reconnect, SourceSpec, iter_rounds, open_sources
 from .preprocess import check_imgsz, shape_groups
 
 __all__ = ["Predictor"]
+
+logger = logging.getLogger(__name__)
 
 
 class Predictor:
@@ -84,12 +87,14 @@ class Predictor:
         multi_label: bool = False,
         batch: int = 8,
         keep_images: bool = True,
+        on_error: str | Callable[[str, SourceError], None] = "raise",
     ) -> list[Result]:
         """Detect the vocabulary's classes in images.
 
         Args:
-            source: An image path, a folder, a glob, a BGR ``uint8`` array (as OpenCV gives), a PIL image, or a list
-                of these.
+            source: An image path, a folder, a glob, a BGR ``uint8`` array (as OpenCV gives), a PIL image, a torch
+                tensor ``(3, H, W)`` / ``(B, 3, H, W)`` RGB in [0, 1] (ultralytics' convention), or a list of these
+                (see :mod:`ovdet.images`: every route decodes the same pixels).
             conf: Minimum score of a detection.
             iou: IoU above which NMS suppresses the lower-scored of two boxes of one class.
             imgsz: Inference size (a multiple of 32, or ``(h, w)``); ``None`` = the model's own (``config.imgsz``).
@@ -98,18 +103,23 @@ class Predictor:
             multi_label: Let one box carry several classes above ``conf`` (for mAP evaluation).
             batch: Images per forward pass.
             keep_images: Keep each original image in its ``Result`` (needed by ``Result.plot``).
+            on_error: What to do with a file that cannot be decoded: ``"raise"`` (a :class:`SourceError`, after
+                the results before it were made), ``"skip"`` (log a warning naming it and go on), or a function
+                ``(path, error)`` called for it before going on.
 
         Returns:
-            One :class:`Result` per image, in source order.
+            One :class:`Result` per image, in source order (skipped files have none; ``Result.path`` says which
+            file each is).
 
         Raises:
             VocabularyError: :meth:`set_classes` was never called.
-            SourceError: a missing, unreadable or unsupported source.
+            SourceError: a missing or unsupported source (checked before any work), or an undecodable file with
+                ``on_error="raise"``.
         """
         return list(
             self.predict_iter(
                 source, conf=conf, iou=iou, imgsz=imgsz, max_det=max_det, agnostic=agnostic,
-                multi_label=multi_label, batch=batch, keep_images=keep_images,
+                multi_label=multi_label, batch=batch, keep_images=keep_images, on_error=on_error,
             )
         )  # fmt: skip
 
@@ -125,13 +135,28 @@ class Predictor:
         multi_label: bool = False,
         batch: int = 8,
         keep_images: bool = True,
+        on_error: str | Callable[[str, SourceError], None] = "raise",
     ) -> Iterator[Result]:
         """Like :meth:`predict`, but yields results one by one, reading images only as they are needed."""
         self._check_predict_args(conf, iou, max_det, batch)
+        if not (on_error in ("raise", "skip") or callable(on_error)):
+            raise ValueError(f"on_error must be 'raise', 'skip' or a function (path, error), got {on_error!r}")
         items = resolve_images(source)
         size = self.inference_size(imgsz)
         for start in range(0, len(items), batch):
-            decoded = [read_image(item) for item in items[start : start + batch]]
+            decoded = []
+            for item in items[start : start + batch]:
+                try:
+                    decoded.append(read_image(item))
+                except SourceError as e:
+                    if on_error == "raise":
+                        raise
+                    if on_error == "skip":
+                        logger.warning("skipping %s", e)
+                    else:
+                        on_error(str(item), e)
+            if not decoded:
+                continue
             images = [im for im, _ in decoded]
             results = self.detect(
                 images, conf=conf, iou=iou, imgsz=size, max_det=max_det, agnostic=agnostic, multi_label=multi_label

@@ -20,7 +20,7 @@ def test_predict_prints_saves_and_writes_json(saved_model, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert f"{BUS}:" in proc.stdout and f"{ZIDANE}:" in proc.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["bus.jpg", "zidane.jpg"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["bus.jpg", "zidane.jpg"]
     records = json.loads((tmp_path / "d.json").read_text())
     assert [r["path"] for r in records] == [str(BUS), str(ZIDANE)]
     assert all(d["label"] in ("person", "bus") for r in records for d in r["detections"])
@@ -46,11 +46,12 @@ def test_bad_input_exits_2_with_the_fix(args, message, capsys, cache_dir):
     assert message in err[-1] and err[-1].startswith("ovdet predict: error:")
 
 
-def test_corrupt_image_is_named(saved_model, tmp_path, capsys):
+def test_corrupt_image_is_named_and_skipped(saved_model, tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 not a jpeg")
-    assert main(["predict", str(bad), "--classes", "a", "--model", saved_model]) == 2
-    assert "cannot decode image" in capsys.readouterr().err
+    assert main(["predict", str(bad), "--classes", "a", "--model", saved_model]) == 3  # finished, some skipped
+    err = capsys.readouterr().err
+    assert f"cannot decode image {bad}" in err and "1 skipped (unreadable)" in err
 
 
 def test_help_lists_commands():

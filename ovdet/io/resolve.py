@@ -1,0 +1,119 @@
+"""One meaning for a model name, everywhere: ``ovdet.load``, every CLI command's ``--model``, and training.
+
+A model spec is, in this order: nothing (the bundled default model), a folder written by ``save()``, a known weights
+name (``ovdet.list_weights()``), or an architecture config (a shipped name such as ``ovdet-s``, or a YAML file) for
+a model with random weights. Pickles and ONNX files are refused with the way to use them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ..errors import CheckpointError, PickleRefusedError, UnknownModelError
+from ..model import OVDetector, build_detector, list_configs, load_config, load_detector
+from ..model.config import CONFIG_DIR
+from ..text import DEFAULT_TEXT_ENCODER, TextEncoder
+from . import weights as weights_table
+
+__all__ = ["load_model", "resolve_model", "is_config_spec"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDetector:
+    """A trained detector: a folder written by ``save()``, a known weights name, or ``None`` for the default model
+    (what :func:`ovdet.load` does).
+
+    Raises:
+        CheckpointError: the folder is not a saved model, or no default model is bundled.
+        UnknownModelError: neither a folder nor a known weights name (the message lists the known names).
+        PickleRefusedError: a pickle checkpoint was given (the message says how to convert it).
+    """
+    if path is None:
+        name = weights_table.DEFAULT_WEIGHTS
+        if name is None:
+            raise CheckpointError(
+                "no default model is bundled with this ovdet yet; build one with ovdet.build('ovdet-n') "
+                "(random weights), train it with `ovdet train`, or pass a saved model folder"
+            )
+        return load_model(name, device=device)
+    text = os.fspath(path)
+    spec = weights_table.KNOWN_WEIGHTS.get(text)
+    if spec is not None:
+        folder = weights_table.find_bundled(spec)
+        if folder is not None:
+            return load_detector(folder, device=device)
+        if spec.url:
+            from .convert import fetch_and_convert
+
+            return fetch_and_convert(spec, device=device)
+        raise CheckpointError(
+            f"weights '{text}' belong in a '{spec.folder}' folder under one of "
+            f"{', '.join(map(str, weights_table.bundled_weights_dirs()))}, and none has it; reinstall ovdet, "
+            "or set OVDET_WEIGHTS to the folder that holds it"
+        )
+    p = Path(text).expanduser()
+    if p.is_dir():
+        return load_detector(p, device=device)
+    if p.is_file():
+        if p.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
+            raise PickleRefusedError(
+                f"{p} is a pickle checkpoint, which ovdet.load never unpickles. If it is an ultralytics YOLO-World "
+                f"model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
+                f"`ovdet convert ultralytics {p} OUT_DIR --trust-pickle`, then load OUT_DIR"
+            )
+        if p.suffix == ".onnx":
+            raise CheckpointError(f"{p} is an ONNX export; predict with it through ovdet.load_onnx('{p}')")
+        raise CheckpointError(f"{p} is a file; ovdet.load takes the folder written by model.save() that contains it")
+    known = ", ".join(sorted(weights_table.KNOWN_WEIGHTS)) or "none bundled"
+    raise UnknownModelError(
+        f"no saved model at '{text}' and no known weights of that name (known: {known}); "
+        "pass a folder written by model.save(), or use ovdet.build(config) for random weights"
+    )
+
+
+def is_config_spec(spec: str) -> bool:
+    """Whether ``spec`` names an architecture config (a shipped name, or an existing YAML file) rather than a
+    saved model or known weights."""
+    if Path(spec).is_dir() or spec in weights_table.KNOWN_WEIGHTS:
+        return False
+    return spec in list_configs() or (spec.endswith((".yaml", ".yml")) and Path(spec).is_file())
+
+
+def resolve_model(
+    spec: str | os.PathLike | None,
+    *,
+    text_encoder: str | None = None,
+    device: str = "cpu",
+    for_training: bool = False,
+) -> OVDetector:
+    """The model a ``--model`` value names (see the module docstring), on ``device``.
+
+    A config gives random weights (with a warning unless ``for_training``: then they are the starting point) and
+    ``text_encoder`` (default ``ViT-B-32-quickgelu:openai``);
+    a saved model or known weights bring their own encoder, so ``text_encoder`` is ignored there, with a warning.
+
+    Raises:
+        UnknownModelError: the spec names nothing (the message lists folders, weights and configs it could be).
+        CheckpointError, PickleRefusedError: as :func:`load_model`.
+    """
+    text = None if spec is None else os.fspath(spec)
+    if text is None or not is_config_spec(text):
+        if text is not None and not Path(text).expanduser().exists() and text not in weights_table.KNOWN_WEIGHTS:
+            raise UnknownModelError(
+                f"unknown model '{text}': not a saved model folder, a known weights name "
+                f"({', '.join(sorted(weights_table.KNOWN_WEIGHTS)) or 'none'}), or a config "
+                f"({', '.join(list_configs())}, or a YAML file like those in {CONFIG_DIR})"
+            )
+        if text_encoder is not None:
+            logger.warning("--text-encoder is ignored: a saved model brings its own text encoder")
+        return load_model(text, device=device)
+    if not for_training:
+        logger.warning(
+            "building '%s' with RANDOM weights: boxes will be meaningless; pass a trained model folder for real "
+            "detections", text,
+        )  # fmt: skip
+    encoder = TextEncoder(text_encoder or DEFAULT_TEXT_ENCODER)
+    return build_detector(load_config(text), text_encoder=encoder).to(device)
