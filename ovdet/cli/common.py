@@ -58,8 +58,8 @@ def add_model_args(parser: argparse.ArgumentParser, *, device_default: str | Non
         "--threads",
         type=positive_int,
         default=None,
-        help="CPU threads for the model (default: the cores available, at most 4; 1 on a machine shared with other "
-        "busy processes, see README)",
+        help="CPU threads for the model (default: the cores available; see README, Threads, for machines shared "
+        "with other busy processes)",
     )
 
 

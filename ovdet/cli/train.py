@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=positive_int, help="images per step, over all processes")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None,
-                   help="CPU threads for torch (default: the cores available, at most 4)")  # fmt: skip
+                   help="CPU threads for torch (default: the cores available)")  # fmt: skip
     p.add_argument("--workers", type=int, help="data-loading processes")
     p.add_argument("--out", help="run folder (default runs/train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last/ checkpoint")

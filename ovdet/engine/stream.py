@@ -77,13 +77,17 @@ def video_paths(out: str | os.PathLike, num_sources: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(num_sources)]
 
 
+_WINDOW_PROBE = "import cv2; cv2.namedWindow('ovdet-probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
+
+
 def check_display() -> None:
     """Check that OpenCV can open a window here.
 
     Raises:
-        DisplayError: no display (Linux without ``DISPLAY``/``WAYLAND_DISPLAY``: SSH, containers, CI), or an OpenCV
-            built without GUI support (``opencv-python-headless``). Checked before any window is opened, because Qt
-            aborts the whole process when it finds no display.
+        DisplayError: no display (Linux without ``DISPLAY``/``WAYLAND_DISPLAY``: SSH, containers, CI), a display that
+            cannot be reached (a stale ``DISPLAY``, a closed X forwarding), or an OpenCV built without GUI support
+            (``opencv-python-headless``). Checked before any window is opened, and the window itself is tried in a
+            child process first, because Qt aborts the whole process (exit 134) when it cannot reach a display.
     """
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise DisplayError(
@@ -97,6 +101,20 @@ def check_display() -> None:
             "--show needs OpenCV with GUI support, and this one has none (opencv-python-headless); run "
             "`pip uninstall opencv-python-headless && pip install opencv-python`, or write the annotated video with "
             "--out FILE.mp4"
+        )
+    import subprocess
+
+    try:
+        probe = subprocess.run([sys.executable, "-c", _WINDOW_PROBE], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise DisplayError("--show: opening a test window did not finish within 30 s; is the display responsive? "
+                           "Drop --show and write the video with --out FILE.mp4") from None  # fmt: skip
+    if probe.returncode != 0:
+        why = next((line for line in probe.stderr.splitlines() if "display" in line.lower()), "")
+        display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        raise DisplayError(
+            f"--show cannot open a window on display {display!r}" + (f" ({why.strip()})" if why else "")
+            + "; check DISPLAY (or the SSH X forwarding), or drop --show and write the video with --out FILE.mp4"
         )
 
 

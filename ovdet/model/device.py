@@ -60,13 +60,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def default_threads() -> int:
-    """Torch's CPU threads when none are asked for: the cores this process may use, at most 4 (see README,
-    *Threads*: beyond that, convolutions of one image gain little on CPUs and lose much when cores are shared)."""
+    """CPU threads when none are asked for: the cores this process may use (its CPU affinity, which containers and
+    ``taskset`` narrow), as PyTorch's own default. On a machine shared with other busy processes the CLI's passive
+    OpenMP waiting keeps this from collapsing (README, *Threads*)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
+    return max(1, cores)
 
 
 def set_threads(threads: int | None) -> int:

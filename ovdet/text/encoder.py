@@ -29,6 +29,7 @@ __all__ = ["TextEncoder", "DEFAULT_CACHE", "load_state_dict_file"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = EmbeddingCache()
+_WARNED_TRUNCATED: set[str] = set()  # prompts already warned about in this process
 _USE_DEFAULT = object()
 _TEXT_KEYS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
 
@@ -329,6 +330,7 @@ class TextEncoder:
         if isinstance(texts, str) or not all(isinstance(t, str) and t.strip() for t in texts):
             raise VocabularyError("texts must be a list of non-empty strings")
         unique = list(dict.fromkeys(texts))
+        self._warn_truncated(unique)
         found = self.cache.get(self.key, unique) if self.cache is not None else {}
         missing = [t for t in unique if t not in found]
         if missing:
@@ -341,6 +343,28 @@ class TextEncoder:
         if not texts:
             return torch.empty(0, self.dim)
         return torch.stack([found[t] for t in texts]).float()
+
+    @property
+    def context_length(self) -> int:
+        """Tokens the tower reads per prompt (77 for CLIP): a longer prompt is cut to its first ones."""
+        return int(self.model_config.get("text_cfg", {}).get("context_length", 77))
+
+    def _warn_truncated(self, texts: list[str]) -> None:
+        """Warn once per prompt that the tokenizer cuts (two prompts equal in their first tokens embed alike)."""
+        limit = self.context_length - 2  # start and end-of-text tokens
+        # a byte-level BPE token covers at least one UTF-8 byte, so shorter texts cannot be cut: no tokenizing needed
+        for text in texts:
+            if len(text.encode("utf-8")) <= limit or text in _WARNED_TRUNCATED:
+                continue
+            encode = getattr(self.tokenizer, "encode", None)
+            n = len(encode(text)) if encode is not None else None
+            if n is not None and n > limit:
+                _WARNED_TRUNCATED.add(text)
+                logger.warning(
+                    "prompt %r is %d tokens, more than text encoder '%s' reads (%d): it is cut to its first %d, so "
+                    "prompts that agree up to there get the same embedding; shorten it",
+                    text if len(text) <= 80 else text[:77] + "...", n, self.spec, limit, limit,
+                )  # fmt: skip
 
     @torch.inference_mode()
     def _encode_uncached(self, texts: list[str]) -> torch.Tensor:

@@ -4,6 +4,7 @@ import torch
 
 import ovdet
 from ovdet.errors import ConfigError, VocabularyError
+from tests.conftest import BOX_TOL_PX, SCORE_TOL
 
 
 @pytest.mark.parametrize("config", ["ovdet-n", "yoloworldv2-n"])
@@ -103,9 +104,11 @@ def test_a_result_does_not_depend_on_its_batch_neighbours():
     for path, result in zip(paths, together):
         (alone,) = model.predict(path, conf=0.01)
         assert alone.class_ids.tolist() == result.class_ids.tolist() and len(alone) > 0
-        # same input pixels; only the batch dimension of the convolutions differs (float32 rounding of ~1e-7)
-        np.testing.assert_allclose(result.scores, alone.scores, atol=1e-5, rtol=0)
-        np.testing.assert_allclose(result.boxes, alone.boxes, atol=1e-3, rtol=0)
+        # the same input pixels; only the batch dimension of the convolutions differs, which may change the summation
+        # order (see BOX_TOL_PX); boxes are in original pixels, up to 480 / 256 larger than input pixels here.
+        # Padding to a common size, as before, moved scores by up to 0.024.
+        np.testing.assert_allclose(result.scores, alone.scores, atol=SCORE_TOL, rtol=0)
+        np.testing.assert_allclose(result.boxes, alone.boxes, atol=BOX_TOL_PX * 480 / 256, rtol=0)
 
 
 def test_images_are_batched_by_their_letterbox_shape():

@@ -9,7 +9,7 @@ import torch
 import ovdet
 from ovdet.errors import CheckpointError, VocabularyError
 from ovdet.model.postprocess import decode_boxes
-from tests.conftest import BOX_TOL_PX, make_scorable, photo_batch, same_detections
+from tests.conftest import BOX_TOL_PX, SCORE_TOL, make_scorable, photo_batch, same_detections
 
 IMGSZ = 256
 
@@ -46,7 +46,8 @@ def test_a_fused_model_exports_too_and_stays_as_it_was(exported, tmp_path, bus_i
     assert fused.is_fused and fused.names == model.names
     (a,) = fused.predict(bus_image, imgsz=128, conf=0.8)
     (b,) = ovdet.load_onnx(tmp_path / "fused.onnx").predict(bus_image, conf=0.8)
-    same_detections(np.c_[a.class_ids, a.scores, a.boxes], np.c_[b.class_ids, b.scores, b.boxes], box_tol=0.1, score_tol=1e-4)
+    rows = [np.c_[r.class_ids, r.scores, r.boxes] for r in (a, b)]
+    same_detections(*rows, box_tol=BOX_TOL_PX * 1080 / 128, score_tol=SCORE_TOL)  # original px: 1080 / 128 larger
 
 
 def test_onnx_outputs_equal_pytorch_for_any_batch_and_size(exported):
@@ -76,7 +77,7 @@ def test_onnx_predictions_equal_pytorch(exported, bus_image):
         (b,) = onnx_model.predict(image, conf=conf)  # its default size: the export's
         assert b.names == a.names and b.orig_shape == a.orig_shape and 10 < len(a) < 300
         rows = [np.c_[r.class_ids, r.scores, r.boxes] for r in (a, b)]
-        same_detections(*rows, box_tol=0.05, score_tol=1e-4)  # original pixels: 1080 / 256 larger
+        same_detections(*rows, box_tol=BOX_TOL_PX * image.shape[0] / IMGSZ, score_tol=SCORE_TOL)  # original px
 
 
 def test_export_and_load_refusals(exported, tmp_path):
