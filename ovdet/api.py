@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import CheckpointError, UnknownModelError
 from .io import weights as weights_table
@@ -12,16 +13,18 @@ from .model import OVDetector, build_detector, list_configs, load_config, load_d
 from .model.config import ModelConfig
 from .model.runtime import OnnxDetector
 from .text import DEFAULT_TEXT_ENCODER, TextEncoder
-from .text.spec import YOLO_WORLD_TEXT_ENCODER
 
 __all__ = ["build", "load", "load_onnx", "list_models", "list_weights", "from_ultralytics"]
 
 logger = logging.getLogger(__name__)
 
 
+_CONFIG_ENCODER: Any = object()  # "the encoder the config names"
+
+
 def build(
     config: str | os.PathLike | ModelConfig,
-    text_encoder: str | TextEncoder | None = DEFAULT_TEXT_ENCODER,
+    text_encoder: str | TextEncoder | None = _CONFIG_ENCODER,
     *,
     device: str = "cpu",
 ) -> OVDetector:
@@ -31,7 +34,8 @@ def build(
         config: A shipped config name (see :func:`list_models`, e.g. ``"ovdet-s"``), a YAML path, or a
             ``ModelConfig``.
         text_encoder: A text-encoder spec (see :mod:`ovdet.text.spec`), a ready ``TextEncoder``, or ``None`` for a
-            model that only takes ready embeddings (then the config must set ``embed_dim``).
+            model that only takes ready embeddings (then the config must set ``embed_dim``). By default, the
+            encoder the config names (``text_encoder``: e.g. MobileCLIP-B for YOLOE), else ``ViT-B-32-quickgelu:openai``.
         device: Where the model lives.
 
     Raises:
@@ -39,6 +43,8 @@ def build(
         ConfigError: a malformed config, or a text dimension that does not fit it.
     """
     model_config = load_config(config)
+    if text_encoder is _CONFIG_ENCODER:
+        text_encoder = model_config.text_encoder or DEFAULT_TEXT_ENCODER
     encoder = TextEncoder(text_encoder) if isinstance(text_encoder, str) else text_encoder
     return build_detector(model_config, text_encoder=encoder).to(device)
 
@@ -82,8 +88,8 @@ def load(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDet
             from .errors import PickleRefusedError
 
             raise PickleRefusedError(
-                f"{p} is a pickle checkpoint, which ovdet.load never unpickles. If it is an ultralytics YOLO-World "
-                f"model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
+                f"{p} is a pickle checkpoint, which ovdet.load never unpickles. If it is an ultralytics YOLO-World or "
+                f"YOLOE model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
                 f"`ovdet convert ultralytics {p} OUT_DIR --trust-pickle`, then load OUT_DIR"
             )
         if p.suffix == ".onnx":
@@ -100,17 +106,20 @@ def from_ultralytics(
     path: str | os.PathLike,
     *,
     trust_pickle: bool = False,
-    text_encoder: str | TextEncoder = YOLO_WORLD_TEXT_ENCODER,
+    text_encoder: str | TextEncoder | None = None,
     device: str = "cpu",
 ) -> OVDetector:
-    """Convert an ultralytics YOLO-World v2 checkpoint (``yolov8{n,s,m,l,x}-worldv2.pt``) into an ``OVDetector``.
+    """Convert an ultralytics YOLO-World (v1 ``yolov8*-world.pt``, v2 ``yolov8*-worldv2.pt``) or YOLOE
+    (``yoloe-{v8,11,26}*[-seg][-pf].pt``) checkpoint into an ``OVDetector``.
 
     The file is a pickle, so it is read only with ``trust_pickle=True``. Save the result with ``model.save(folder)``
-    to get a folder that :func:`load` reads without any pickle. See :func:`ovdet.io.convert.from_ultralytics`.
+    to get a folder that :func:`load` reads without any pickle. ``text_encoder`` defaults to the family's own. See
+    :func:`ovdet.io.convert.from_ultralytics`.
 
     Raises:
         PickleRefusedError: ``trust_pickle`` is not ``True``.
-        CheckpointError: the file is not readable, or holds another architecture (YOLO-World v1, YOLOE, YOLOv8...).
+        CheckpointError: the file is not readable, or holds another kind of model (closed-vocabulary YOLO, pose,
+            OBB, classification...; the message names it).
     """
     from .io.convert import from_ultralytics as convert
 

@@ -68,9 +68,9 @@ def resolve_model(model: str | None, text_encoder: str | None, device: str):
         "building '%s' with RANDOM weights: boxes will be meaningless; pass a trained model folder for real detections",
         model,
     )
-    from ..text import DEFAULT_TEXT_ENCODER
-
-    return ovdet.build(model, text_encoder or DEFAULT_TEXT_ENCODER, device=device)
+    if text_encoder is None:  # the encoder the config names (e.g. MobileCLIP-B for YOLOE), else ovdet's default
+        return ovdet.build(model, device=device)
+    return ovdet.build(model, text_encoder, device=device)
 
 
 def parse_classes(classes: str | None, classes_file: str | None) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ..results import Result
 
-__all__ = ["draw_detections", "class_color"]
+__all__ = ["draw_detections", "draw_masks", "class_color"]
 
 # 20 well-separated colours (BGR), cycled by class id
 _PALETTE = [
@@ -44,4 +44,23 @@ def draw_detections(image: np.ndarray, result: Result, *, line_width: int | None
         brightness = 0.299 * color[2] + 0.587 * color[1] + 0.114 * color[0]
         ink = (0, 0, 0) if brightness > 150 else (255, 255, 255)
         cv2.putText(canvas, text, (x1 + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, thickness, cv2.LINE_AA)
+    return canvas
+
+
+def draw_masks(image: np.ndarray, result: Result, *, alpha: float = 0.5) -> np.ndarray:
+    """A copy of ``image`` (BGR) with each instance mask of ``result`` blended in its class colour (``alpha`` opacity).
+
+    Works on each mask's box region only, so a 4K frame with hundreds of masks costs what its boxes cover.
+    """
+    canvas = np.ascontiguousarray(image).copy()
+    if canvas.ndim == 2:
+        canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+    if result.masks is None:
+        return canvas
+    for crop, (x, y), cls in zip(result.masks.crops, result.masks.offsets, result.class_ids):
+        if not crop.any():
+            continue
+        region = canvas[y : y + crop.shape[0], x : x + crop.shape[1]]
+        color = np.array(class_color(cls), dtype=np.float32)
+        region[crop] = (region[crop] * (1 - alpha) + color * alpha).astype(np.uint8)
     return canvas

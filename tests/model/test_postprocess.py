@@ -28,7 +28,7 @@ def test_selection_matches_ultralytics_nms():
     pred = torch.cat([xyxy2xywh(boxes).T, scores], 0)[None]  # ultralytics' (1, 4 + K, A)
     for agnostic in (False, True):
         (ref,) = non_max_suppression(pred.clone(), 0.25, 0.6, agnostic=agnostic, max_det=50)
-        b, s, c = select_detections(boxes, scores, conf=0.25, iou=0.6, max_det=50, agnostic=agnostic)
+        b, s, c, _ = select_detections(boxes, scores, conf=0.25, iou=0.6, max_det=50, agnostic=agnostic)
         torch.testing.assert_close(b, ref[:, :4], atol=1e-4, rtol=0)
         torch.testing.assert_close(s, ref[:, 4])
         torch.testing.assert_close(c.float(), ref[:, 5])
@@ -37,7 +37,7 @@ def test_selection_matches_ultralytics_nms():
 def test_multi_label_keeps_several_classes_per_box():
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
     scores = torch.tensor([[0.9], [0.8], [0.1]])
-    _, s, c = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10, multi_label=True)
+    _, s, c, _ = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10, multi_label=True)
     assert c.tolist() == [0, 1] and s.tolist() == [0.8999999761581421, 0.800000011920929]
-    _, _, c = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10)
+    _, _, c, _ = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10)
     assert c.tolist() == [0]
