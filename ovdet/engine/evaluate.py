@@ -79,6 +79,30 @@ def _coco_metrics(gt: dict, predictions: list[dict], cat_ids: list[int] | None =
     return {k: max(float(v), 0.0) for k, v in zip(COCO_KEYS, ev.stats[:6])}  # -1 (no such objects) → 0
 
 
+def _segm_metrics(gt: dict, predictions: list[dict]) -> dict[str, float] | None:
+    """COCO mask AP (pycocotools, ``iouType="segm"``) of predictions carrying RLE ``segmentation``; ``None`` (not
+    applicable) when the ground truth has no masks. As detectron2 does, each prediction's box is left out so that
+    pycocotools takes area and box from the mask."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    annotations = gt.get("annotations") or []
+    if not annotations or not all(a.get("segmentation") for a in annotations):
+        logger.warning("the model predicts masks but the ground truth has none: segm AP is not applicable (null)")
+        return None
+    masks = [{k: v for k, v in p.items() if k != "bbox"} for p in predictions if "segmentation" in p]
+    if not masks:
+        return dict.fromkeys(COCO_KEYS, 0.0)
+    coco_gt = COCO()
+    coco_gt.dataset = gt
+    _quiet(coco_gt.createIndex)
+    ev = COCOeval(coco_gt, _quiet(coco_gt.loadRes, masks), "segm")
+    _quiet(ev.evaluate)
+    _quiet(ev.accumulate)
+    _quiet(ev.summarize)
+    return {k: max(float(v), 0.0) for k, v in zip(COCO_KEYS, ev.stats[:6])}
+
+
 def _lvis_metrics(gt: dict, predictions: list[dict], max_det: int) -> dict[str, float]:
     from .lvis_compat import import_lvis
 
@@ -129,7 +153,8 @@ def evaluate(
 
     Returns:
         The metrics: ``AP``, ``AP50``, ``AP75``, ``APs``, ``APm``, ``APl`` (LVIS: also ``APr``, ``APc``, ``APf``),
-        ``images``, ``detections``, and ``groups`` when asked.
+        ``images``, ``detections``, and ``groups`` when asked. A model with instance masks also gets ``segm``: the
+        same COCO keys for masks (``None`` when the ground truth has no masks).
     """
     from tqdm import tqdm
 
@@ -156,6 +181,8 @@ def evaluate(
         _lvis_metrics(gt, predictions, max_det) if metric == "lvis" else _coco_metrics(gt, predictions)
     )
     metrics.update(images=len(split.records), detections=len(predictions), metric=metric, max_det=max_det)
+    if any("segmentation" in p for p in predictions):
+        metrics["segm"] = _segm_metrics(gt, predictions)
     if group_by:
         groups: dict[str, list[int]] = {}
         for c in split.categories:

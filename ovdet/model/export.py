@@ -2,7 +2,9 @@
 
 The graph takes ``images`` ``(B, 3, H, W)`` (RGB in [0, 1], H and W multiples of the stride; batch and size are
 dynamic) and returns ``boxes`` ``(B, A, 4)`` (xyxy, input pixels) and ``scores`` ``(B, K, A)`` (probabilities for
-the K classes). Everything :class:`~ovdet.model.runtime.OnnxDetector` needs to predict — class names, stride,
+the K classes); segmentation models also return ``mask_coefficients`` ``(B, M, A)`` and ``protos``
+``(B, M, H/4, W/4)``. An end-to-end head (YOLO26) is exported with the branch it predicts with (``model.end2end``),
+and the metadata says whether its detections are selected by top-k (no NMS) or by NMS. Everything :class:`~ovdet.model.runtime.OnnxDetector` needs to predict — class names, stride,
 default size, preprocessing — is stored as JSON under the ``ovdet`` key of the model's ``metadata_props``.
 """
 
@@ -40,9 +42,12 @@ class _DecodedOutputs(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(images)
-        return decode_boxes(out), out.class_logits.sigmoid()
+        decoded = (decode_boxes(out), out.class_logits.sigmoid())
+        if out.mask_coefficients is not None:
+            return (*decoded, out.mask_coefficients, out.protos)
+        return decoded
 
 
 def _fused_cpu_copy(model: OVDetector) -> OVDetector:
@@ -61,6 +66,7 @@ def _fused_cpu_copy(model: OVDetector) -> OVDetector:
     twin = build_detector(model.config)  # no text encoder: the vocabulary is all the graph needs
     twin.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
     twin.set_vocabulary(model.vocabulary)
+    twin.end2end = model.end2end
     return twin.fuse()
 
 
@@ -83,15 +89,19 @@ def export_onnx(
     fused = _fused_cpu_copy(model)
     graph = _DecodedOutputs(fused).eval()
     example = torch.zeros(1, 3, *size)
+    outputs, axes = ["boxes", "scores"], {"boxes": {0: "batch", 1: "anchors"}, "scores": {0: "batch", 2: "anchors"}}
+    masks = model.config.head.masks
+    if masks:
+        outputs += ["mask_coefficients", "protos"]
+        axes.update(mask_coefficients={0: "batch", 2: "anchors"}, protos={0: "batch", 2: "proto_height", 3: "proto_width"})
     tmp = Path(path).with_name(f".{Path(path).name}.export.tmp")
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side shape arithmetic
             torch.onnx.export(
                 graph, (example,), str(tmp), dynamo=False, opset_version=opset,
-                input_names=["images"], output_names=["boxes", "scores"],
-                dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch", 1: "anchors"},
-                              "scores": {0: "batch", 2: "anchors"}},
+                input_names=["images"], output_names=outputs,
+                dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, **axes},
             )  # fmt: skip
         proto = onnx.load(str(tmp))
     finally:
@@ -104,8 +114,11 @@ def export_onnx(
         "architecture": model.config.name,
         "text_encoder": model.text_encoder.spec if model.text_encoder is not None else None,
         "preprocess": {"letterbox": "ultralytics", "pad_value": 114, "input": "RGB / 255"},
-        "outputs": {"boxes": "(B, A, 4) xyxy input pixels", "scores": "(B, K, A) probabilities"},
-    }
+        "outputs": {"boxes": "(B, A, 4) xyxy input pixels", "scores": "(B, K, A) probabilities",
+                    **({"mask_coefficients": "(B, M, A)", "protos": "(B, M, H/4, W/4)"} if masks else {})},
+        "end2end": model.end2end,
+        "masks": masks,
+    }  # fmt: skip
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
     atomic_write_bytes(path, proto.SerializeToString())

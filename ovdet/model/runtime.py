@@ -87,9 +87,11 @@ class OnnxDetector(Predictor):
         self._check_predict_args(conf, iou, max_det, 1)
         size = self.inference_size(imgsz)
         batch, letterboxes = preprocess(list(images), size, stride=self.stride)
-        boxes, scores = self.session.run(None, {"images": batch.numpy()})
+        outputs = self.session.run(None, {"images": batch.numpy()})
+        boxes, scores, *masks = (torch.from_numpy(o) for o in outputs)  # masks: coefficients and prototypes
         with torch.inference_mode():
             return results_from_outputs(
-                torch.from_numpy(boxes), torch.from_numpy(scores), letterboxes, self._names, conf=conf, iou=iou,
-                max_det=max_det, agnostic=agnostic, multi_label=multi_label,
+                boxes, scores, letterboxes, self._names, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic,
+                multi_label=multi_label, end2end=bool(self.info.get("end2end", False)),
+                mask_coefficients=masks[0] if masks else None, protos=masks[1] if masks else None,
             )  # fmt: skip

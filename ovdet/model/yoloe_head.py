@@ -15,6 +15,7 @@ not converted yet (visual prompts are future work), so converted models score te
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +132,14 @@ class YOLOEHead(nn.Module):
         self.one2many = _Branch(self.in_channels, embed_dim, config, c_emb)
         self.one2one = copy.deepcopy(self.one2many) if config.end2end else None
         self.end2end = config.end2end  # which branch answers at inference; see the class docstring
+        for branch in (self.one2many, self.one2one):  # as ultralytics' YOLOEDetect.bias_init (weights built here)
+            if branch is None:
+                continue
+            for i, box in enumerate(branch.box):
+                nn.init.constant_(box[-1].bias, 2.0)
+                if not config.prompt_free:
+                    nn.init.zeros_(branch.embed[i][-1].bias)
+                    nn.init.constant_(branch.scorers[i].bias, math.log(5 / 80 / (640 / strides[i]) ** 2))
         self.proto: nn.Module | None = None
         if config.masks:
             if config.proto == "yolo26":
@@ -154,8 +163,10 @@ class YOLOEHead(nn.Module):
     def _outputs(self, feats: list[torch.Tensor], text: torch.Tensor | None, *, folded: bool) -> HeadOutput:
         anchors, strides = make_anchors(feats, self.level_strides, 0.5)
         protos = None
-        if self.proto is not None:
-            protos = self.proto(feats) if isinstance(self.proto, Proto26) else self.proto(feats[0])
+        if isinstance(self.proto, Proto26):  # on detached features, without its training-only semantic head
+            protos = self.proto([x.detach() for x in feats], return_semantic=False)
+        elif self.proto is not None:
+            protos = self.proto(feats[0])
 
         def run(name: str, inputs: list[torch.Tensor]) -> HeadOutput:
             branch = getattr(self, name)
