@@ -4,8 +4,8 @@ The result equals ultralytics' ``process_mask_native`` (its ``retina_masks=True`
 prototype-resolution logits by 1, 2 or 4, removal of the letterbox padding, bilinear resizing to the original size,
 ``> 0``, then zero outside the box) up to float rounding, but is computed per box: bilinear interpolation is
 separable and linear, so both resampling steps compose into one ``(H, mh)`` and one ``(W, mw)`` weight matrix per
-image, and each mask is only evaluated on its box's rows and columns (from the few prototype rows and columns they
-read). Memory and time follow the box areas, never ``N × H × W``.
+image, each row with a few non-zero taps, and each mask is only evaluated on its box's rows and columns, a few taps
+per pixel. Memory and time follow the box areas, never ``N × H × W``.
 """
 
 from __future__ import annotations
@@ -85,16 +85,19 @@ def masks_from_prototypes(
     y1 = np.clip(np.ceil(b[:, 3]), 0, h).astype(np.int64)
     crops = []
     for i in range(len(b)):
-        if x1[i] <= x0[i] or y1[i] <= y0[i]:
-            crops.append(np.zeros((max(y1[i] - y0[i], 0), max(x1[i] - x0[i], 0)), bool))
-            continue
-        wy, wx = wy_all[y0[i] : y1[i]], wx_all[x0[i] : x1[i]]  # (bh, mh), (bw, mw)
-        rows, cols = _support(wy), _support(wx)  # the prototype rows and columns the box reads
-        crop = wy[:, rows] @ logits[i, rows, cols] @ wx[:, cols].T  # (bh, bw)
-        crops.append((crop > 0).numpy())
+        crop = np.zeros((max(y1[i] - y0[i], 0), max(x1[i] - x0[i], 0)), bool)
+        if crop.size:
+            wy, wx = wy_all[y0[i] : y1[i]], wx_all[x0[i] : x1[i]]  # (bh, mh), (bw, mw)
+            rows, cols = _support(wy), _support(wx)  # the prototype rows and columns the box reads
+            right = (logits[i, rows, cols] @ wx[:, cols].T).contiguous()  # (rows read, bw)
+            step = max(1, (1 << 22) // crop.shape[1])  # output rows per block: at most ~16 MB of float32 at a time
+            for r in range(0, crop.shape[0], step):
+                crop[r : r + step] = (wy[r : r + step, rows] @ right > 0).numpy()
+        crops.append(crop)
     return Masks(tuple(crops), np.stack([x0, y0], 1), (h, w))
 
 
 def _support(weights: torch.Tensor) -> slice:
+    """The contiguous range of input positions (columns of ``weights``) with a non-zero weight."""
     nonzero = torch.nonzero(weights.abs().sum(0)).flatten()
     return slice(int(nonzero[0]), int(nonzero[-1]) + 1)

@@ -207,3 +207,41 @@ def test_text_projection_is_inverted_where_the_fixed_point_alone_would_not_conve
         found, cosine = unproject_text(head, projected)
         assert (cosine > 1 - 1e-6).all()
         torch.testing.assert_close(head.project_text(found), projected, atol=1e-5, rtol=0)
+
+
+def test_cli_converts_yolo_world_v1_and_predicts_its_classes_offline(ultralytics_checkpoint, tmp_path, capsys):
+    from ovdet.cli.main import main
+
+    path = ultralytics_checkpoint("yolov8n-world.yaml")
+    assert main(["convert", "ultralytics", str(path), str(tmp_path / "v1"), "--trust-pickle"]) == 0
+    assert "yoloworld-n, 80 classes, text encoder ViT-B-32-quickgelu:openai" in capsys.readouterr().err
+    model = ovdet.load(tmp_path / "v1")
+    assert model.config.neck.image_pooling and model.metadata["converted_from"]["file"] == path.name
+    assert main(["predict", str(ASSETS / "bus.jpg"), "--model", str(tmp_path / "v1"), "--imgsz", str(IMGSZ)]) == 0
+    assert "bus.jpg:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["yolov8s-world", "yoloe-11s-seg", "yoloe-26n-seg-pf"])
+def test_known_weights_offline_say_how_to_convert_by_hand(name, tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from ovdet.errors import WeightsUnavailableError
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("OVDET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(WeightsUnavailableError, match=f"ovdet convert ultralytics {name}.pt") as info:
+        ovdet.load(name)
+    assert f"releases/download/v8.4.0/{name}.pt" in str(info.value)
+
+
+def test_yoloe_text_encoder_offline_names_the_file_to_fetch(ultralytics_checkpoint, cache_dir):
+    from ovdet.errors import WeightsUnavailableError
+
+    model = ovdet.from_ultralytics(ultralytics_checkpoint("yoloe-11n.yaml"), trust_pickle=True)
+    with pytest.raises(WeightsUnavailableError, match="MobileCLIP-B:/path/to/open_clip_model.safetensors") as info:
+        model.set_classes(["person wearing a hat"])
+    assert "apple/MobileCLIP-B-LT-OpenCLIP" in str(info.value)
