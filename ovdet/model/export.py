@@ -35,6 +35,30 @@ ONNX_FORMAT_VERSION = 1
 METADATA_KEY = "ovdet"
 
 
+class _AdaptiveMaxPool2d(nn.Module):
+    """``nn.AdaptiveMaxPool2d((k, k))`` in tensor operations, so that it exports with a dynamic input size (PyTorch's
+    ONNX exporter needs the size at export time). Window ``i`` spans ``[floor(i·H/k), ceil((i+1)·H/k))``, as PyTorch's;
+    the maximum is exact."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def _pool(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        n = torch._shape_as_tensor(x)[dim]  # a tensor, so the exporter keeps it symbolic
+        i = torch.arange(self.k, device=x.device)
+        starts, ends = (i * n) // self.k, ((i + 1) * n + self.k - 1) // self.k  # (k,)
+        pos = torch.arange(x.shape[dim], device=x.device)
+        inside = (pos[None, :] >= starts[:, None]) & (pos[None, :] < ends[:, None])  # (k, n)
+        shape = [1] * (x.ndim + 1)
+        shape[dim], shape[dim + 1] = self.k, -1
+        x = x.unsqueeze(dim)  # (..., 1, n, ...)
+        return x.masked_fill(~inside.view(shape), float("-inf")).amax(dim + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pool(self._pool(x, 2), 3)
+
+
 class _DecodedOutputs(nn.Module):
     """The exported computation: the detector against its own (folded) vocabulary, then box decoding."""
 
@@ -67,6 +91,9 @@ def _fused_cpu_copy(model: OVDetector) -> OVDetector:
     twin.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
     twin.set_vocabulary(model.vocabulary)
     twin.end2end = model.end2end
+    pooling = getattr(twin.neck, "image_pooling", None)  # YOLO-World v1
+    if pooling is not None:
+        pooling.im_pools = nn.ModuleList(_AdaptiveMaxPool2d(pooling.k) for _ in pooling.im_pools)
     return twin.fuse()
 
 
