@@ -23,6 +23,7 @@ from .errors import (
 )
 from .model import ModelConfig, OVDetector
 from .model.runtime import OnnxDetector
+from .masks import Masks
 from .results import Result
 from .text import TextEncoder
 
@@ -32,6 +33,7 @@ __all__ = [
     "DatasetError",
     "DisplayError",
     "FusedModelError",
+    "Masks",
     "ModelConfig",
     "OVDetError",
     "OVDetector",

@@ -213,6 +213,7 @@ def _model_config(module: nn.Module, family: str) -> ModelConfig:
     return dataclasses.replace(
         base, name=name, scale=scale_config, backbone=BackboneConfig(kind=family, c3k=c3k),
         neck=NeckConfig(kind=family), head=head, embed_dim=embed_dim,
+        text_encoder=None if prompt_free else base.text_encoder,  # a prompt-free model takes no text
     )  # fmt: skip
 
 
