@@ -81,11 +81,11 @@ def test_yoloe_vocabulary_is_carried_as_raw_embeddings(ultralytics_checkpoint):
     )
 
 
-def conf_for(model, image, **kwargs) -> float:
+def conf_for(model, image, imgsz: int = IMGSZ, **kwargs) -> float:
     """A threshold that leaves 8-20 detections, halfway between two scores at least 1e-3 apart: these random models
     score photos very differently, and a threshold near a score would make the comparison a coin toss. (Greedy NMS
     keeps a box regardless of lower-scored ones, so the detections above it are those of a low threshold.)"""
-    scores = model.predict(image, imgsz=IMGSZ, conf=0.01, **kwargs)[0].scores
+    scores = model.predict(image, imgsz=imgsz, conf=0.01, **kwargs)[0].scores
     for k in range(min(20, len(scores) - 1), 7, -1):
         if scores[k - 1] - scores[k] > 1e-3:
             return float(scores[k - 1] + scores[k]) / 2
@@ -227,13 +227,16 @@ def test_cli_converts_yolo_world_v1_and_predicts_its_classes_offline(ultralytics
     assert main(["predict", str(ASSETS / "bus.jpg"), "--model", str(tmp_path / "v1"), "--imgsz", str(IMGSZ)]) == 0
     assert "bus.jpg:" in capsys.readouterr().out
     # ImagePoolingAttn's adaptive pooling exports with a dynamic input size (a traceable twin in the exported copy).
-    # ONNX Runtime sums float32 in another order: ~1e-5 of the image size on these random models, ~1e-2 px here
+    # ONNX Runtime sums float32 in another order: boxes move by ~1e-5 of the image size (~1e-2 px here); scores by
+    # ~1e-6 of the unit-length region-text products times this random model's logit scale (~176) times sigmoid's
+    # slope (<= 1/4), and ImagePoolingAttn's softmax passes such errors on: bounded with a factor of 8 to spare
+    score_tol = max(1e-4, 2e-6 * model.head.scorers[0].logit_scale.exp().item())
     onnx = ovdet.load_onnx(model.export("onnx", tmp_path / "v1.onnx", imgsz=IMGSZ), threads=1)
     for size in (IMGSZ, 256):
-        conf = conf_for(model, IMAGES["bus"])
+        conf = conf_for(model, IMAGES["bus"], size)
         a, b = (m.predict(IMAGES["bus"], imgsz=size, conf=conf)[0] for m in (model, onnx))
         same_detections(np.c_[a.class_ids, a.scores, a.boxes], np.c_[b.class_ids, b.scores, b.boxes],
-                        box_tol=2e-2, score_tol=1e-4)  # fmt: skip
+                        box_tol=2e-2, score_tol=score_tol)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["yolov8s-world", "yoloe-11s-seg", "yoloe-26n-seg-pf"])
