@@ -28,6 +28,7 @@ from .errors import (
     VocabularyError,
     WeightsUnavailableError,
 )
+from .masks import Masks
 from .results import Result
 
 # name -> module that defines it, imported on first access
@@ -50,6 +51,7 @@ __all__ = [
     "DatasetError",
     "DisplayError",
     "FusedModelError",
+    "Masks",
     "ModelConfig",
     "OVDetError",
     "OVDetector",

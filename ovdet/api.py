@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from .io import weights as weights_table
 from .model import OVDetector, build_detector, list_configs, load_config
@@ -11,16 +12,18 @@ from .model.device import resolve_device
 from .model.config import ModelConfig
 from .model.runtime import OnnxDetector
 from .text import DEFAULT_TEXT_ENCODER, TextEncoder
-from .text.spec import YOLO_WORLD_TEXT_ENCODER
 
 __all__ = ["build", "load", "load_onnx", "list_models", "list_weights", "from_ultralytics"]
 
 logger = logging.getLogger(__name__)
 
 
+_CONFIG_ENCODER: Any = object()  # "the encoder the config names"
+
+
 def build(
     config: str | os.PathLike | ModelConfig,
-    text_encoder: str | TextEncoder | None = DEFAULT_TEXT_ENCODER,
+    text_encoder: str | TextEncoder | None = _CONFIG_ENCODER,
     *,
     device: str = "cpu",
 ) -> OVDetector:
@@ -30,7 +33,8 @@ def build(
         config: A shipped config name (see :func:`list_models`, e.g. ``"ovdet-s"``), a YAML path, or a
             ``ModelConfig``.
         text_encoder: A text-encoder spec (see :mod:`ovdet.text.spec`), a ready ``TextEncoder``, or ``None`` for a
-            model that only takes ready embeddings (then the config must set ``embed_dim``).
+            model that only takes ready embeddings (then the config must set ``embed_dim``). By default, the
+            encoder the config names (``text_encoder``: e.g. MobileCLIP-B for YOLOE), else ``ViT-B-32-quickgelu:openai``.
         device: Where the model lives.
 
     Raises:
@@ -39,6 +43,8 @@ def build(
     """
     dev = resolve_device(device)
     model_config = load_config(config)
+    if text_encoder is _CONFIG_ENCODER:
+        text_encoder = model_config.text_encoder or DEFAULT_TEXT_ENCODER
     encoder = TextEncoder(text_encoder) if isinstance(text_encoder, str) else text_encoder
     return build_detector(model_config, text_encoder=encoder).to(dev)
 
@@ -61,17 +67,20 @@ def from_ultralytics(
     path: str | os.PathLike,
     *,
     trust_pickle: bool = False,
-    text_encoder: str | TextEncoder = YOLO_WORLD_TEXT_ENCODER,
+    text_encoder: str | TextEncoder | None = None,
     device: str = "cpu",
 ) -> OVDetector:
-    """Convert an ultralytics YOLO-World v2 checkpoint (``yolov8{n,s,m,l,x}-worldv2.pt``) into an ``OVDetector``.
+    """Convert an ultralytics YOLO-World (v1 ``yolov8*-world.pt``, v2 ``yolov8*-worldv2.pt``) or YOLOE
+    (``yoloe-{v8,11,26}*[-seg][-pf].pt``) checkpoint into an ``OVDetector``.
 
     The file is a pickle, so it is read only with ``trust_pickle=True``. Save the result with ``model.save(folder)``
-    to get a folder that :func:`load` reads without any pickle. See :func:`ovdet.io.convert.from_ultralytics`.
+    to get a folder that :func:`load` reads without any pickle. ``text_encoder`` defaults to the family's own. See
+    :func:`ovdet.io.convert.from_ultralytics`.
 
     Raises:
         PickleRefusedError: ``trust_pickle`` is not ``True``.
-        CheckpointError: the file is not readable, or holds another architecture (YOLO-World v1, YOLOE, YOLOv8...).
+        CheckpointError: the file is not readable, or holds another kind of model (closed-vocabulary YOLO, pose,
+            OBB, classification...; the message names it).
     """
     from .io.convert import from_ultralytics as convert
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Result"]
+from .masks import Masks
+
+__all__ = ["Result", "Masks"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +29,9 @@ class Result:
         source: For streams: which source the frame came from.
         frame_index: For streams: index of the frame in its source.
         timestamp: For streams: seconds since the source started (from the decoder when it knows).
+        masks: Instance masks ``(N, H, W)`` bool in original-image pixels (segmentation models), or ``None``: a
+            :class:`~ovdet.masks.Masks`, stored per box (``masks[i]`` is one dense mask, ``np.asarray(masks)`` all of
+            them); a dense array given here is converted.
     """
 
     boxes: np.ndarray
@@ -39,6 +44,7 @@ class Result:
     source: str | None = None
     frame_index: int | None = None
     timestamp: float | None = None
+    masks: Masks | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -55,6 +61,14 @@ class Result:
         object.__setattr__(self, "class_ids", class_ids)
         object.__setattr__(self, "names", tuple(self.names))
         object.__setattr__(self, "orig_shape", (int(self.orig_shape[0]), int(self.orig_shape[1])))
+        if self.masks is not None:
+            masks = self.masks if isinstance(self.masks, Masks) else Masks.from_dense(self.masks)
+            if len(masks) != len(scores) or masks.image_size != self.orig_shape:
+                raise ValueError(
+                    f"masks are {masks.shape}, expected ({len(scores)}, {self.orig_shape[0]}, {self.orig_shape[1]}): "
+                    "one mask per detection, in original-image pixels"
+                )
+            object.__setattr__(self, "masks", masks)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -63,8 +77,9 @@ class Result:
         """A ``Result`` with the selected detections: a slice, a boolean mask or an index array."""
         if isinstance(index, (int, np.integer)):
             index = slice(int(index), int(index) + 1 or None)
+        masks = self.masks[index] if self.masks is not None else None
         return dataclasses.replace(
-            self, boxes=self.boxes[index], scores=self.scores[index], class_ids=self.class_ids[index]
+            self, boxes=self.boxes[index], scores=self.scores[index], class_ids=self.class_ids[index], masks=masks
         )
 
     @property
@@ -73,16 +88,18 @@ class Result:
         return [self.names[i] for i in self.class_ids]
 
     def plot(self, image: np.ndarray | None = None, *, line_width: int | None = None) -> np.ndarray:
-        """Draw boxes and labels on a copy of ``image`` (default: the original image) and return it (BGR).
+        """Draw masks (if any), boxes and labels on a copy of ``image`` (default: the original image); returns it (BGR).
 
         Raises:
             ValueError: no image given and none kept.
         """
-        from .io.draw import draw_detections
+        from .io.draw import draw_detections, draw_masks
 
         image = self.image if image is None else image
         if image is None:
             raise ValueError("this Result holds no image; pass one: result.plot(image)")
+        if self.masks is not None:
+            image = draw_masks(image, self)
         return draw_detections(image, self, line_width=line_width)
 
     def save(self, path: str | os.PathLike, image: np.ndarray | None = None) -> str:
@@ -103,7 +120,8 @@ class Result:
         return str(path)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: image info and one entry per detection (box xyxy, score, class id, label)."""
+        """JSON-ready dict: image info and one entry per detection (box xyxy, score, class id, label, and for
+        segmentation models ``mask``: COCO RLE, ``{"size": [H, W], "counts": str}``)."""
         out: dict[str, Any] = {"path": self.path, "orig_shape": list(self.orig_shape)}
         for key in ("source", "frame_index", "timestamp"):
             if getattr(self, key) is not None:
@@ -112,6 +130,9 @@ class Result:
             {"box": [round(float(v), 2) for v in box], "score": round(float(s), 5), "class_id": int(c), "label": self.names[c]}
             for box, s, c in zip(self.boxes, self.scores, self.class_ids)
         ]
+        if self.masks is not None:
+            for i, detection in enumerate(out["detections"]):
+                detection["mask"] = self.masks.rle(i)
         return out
 
     def to_supervision(self) -> Any:

@@ -111,6 +111,28 @@ def tiny_model(tiny_encoder):
 
 
 @pytest.fixture(scope="session")
+def ultralytics_checkpoint(tmp_path_factory):
+    """``ultralytics_checkpoint(cfg)`` -> path of a checkpoint of any YOLO-World / YOLOE yaml (cached per session);
+    ``yoloe-*-seg-pf.yaml`` gives the prompt-free variant of ``yoloe-*-seg.yaml``."""
+    folder = tmp_path_factory.mktemp("ultralytics-families")
+    made: dict[str, Path] = {}
+
+    def get(cfg: str) -> Path:
+        from tests.io.conftest import make_prompt_free_model, make_world_model, make_yoloe_model
+        from tests.io.conftest import write_ultralytics_checkpoint
+
+        if cfg not in made:
+            if cfg.endswith("-pf.yaml"):
+                model = make_prompt_free_model(cfg.replace("-pf.yaml", ".yaml"))
+            else:
+                model = make_yoloe_model(cfg) if cfg.startswith("yoloe") else make_world_model(cfg)
+            made[cfg] = write_ultralytics_checkpoint(model, folder / cfg.replace(".yaml", ".pt"))
+        return made[cfg]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def bus_image() -> np.ndarray:
     import cv2
 

@@ -6,6 +6,8 @@
     python tools/benchmark.py data      # ms per augmented training sample: ovdet vs ultralytics, same images
     python tools/benchmark.py stream    # model.stream(video) vs model.detect on the same, pre-decoded frames
     python tools/benchmark.py predict --threads 2   # ovdet vs ultralytics YOLOWorld.predict on the same weights
+    python tools/benchmark.py --threads 2 predict --model yoloe-11s-seg   # other families: see tools/bench_families.py
+    python tools/benchmark.py masks     # 300 masks on a 4K frame: time and peak memory, ovdet vs ultralytics
 
 Run on an otherwise idle machine; threads default to all cores (``--threads`` to pin).
 """
@@ -376,6 +378,10 @@ def interleaved(variants: dict, repeat: int, warmup: int, threads: int) -> dict[
 
 
 def bench_predict(args: argparse.Namespace) -> None:
+    if args.model != "yolov8-worldv2":  # YOLO-World v1 and YOLOE: tools/bench_families.py
+        from bench_families import bench_family_predict
+
+        return bench_family_predict(args)
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ["OVDET_CACHE"] = tempfile.mkdtemp(prefix="ovdet-bench-cache-")
     import cv2
@@ -480,11 +486,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=bench_stream)
     p = sub.add_parser("predict", help="predict latency: ultralytics YOLOWorld vs ovdet (PyTorch, fused, ONNX Runtime)")
     p.add_argument("--scale", default="s", choices=list("nsmlx"), help="YOLO-World v2 scale for random weights")
-    p.add_argument("--weights", help="a real ultralytics YOLO-World v2 .pt you trust (unpickled) instead of random")
+    p.add_argument("--weights", help="a real ultralytics checkpoint of --model's layout you trust (unpickled)")
+    p.add_argument("--model", default="yolov8-worldv2",
+                   choices=["yolov8-worldv2", "yolov8s-world", "yoloe-v8s-seg", "yoloe-11s-seg", "yoloe-26s-seg"],
+                   help="layout: YOLO-World v2 at --scale (default), or another family's s model")
+    p.add_argument("--conf", type=float, default=0.25, help="score threshold (families; default 0.25)")
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--repeat", type=int, default=9)
     p.add_argument("--warmup", type=int, default=2)
     p.set_defaults(func=bench_predict)
+    from bench_families import add_parsers
+
+    add_parsers(sub)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

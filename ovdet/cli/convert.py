@@ -1,4 +1,4 @@
-"""``ovdet convert ultralytics CKPT OUT_DIR --trust-pickle``: import a YOLO-World v2 checkpoint as a saved model."""
+"""``ovdet convert ultralytics CKPT OUT_DIR --trust-pickle``: import a YOLO-World or YOLOE checkpoint as a saved model."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sources = p.add_subparsers(title="sources", dest="source", metavar="SOURCE", required=True)
     u = sources.add_parser(
         "ultralytics",
-        help="a YOLO-World v2 checkpoint (yolov8{n,s,m,l,x}-worldv2.pt)",
-        description="Convert an ultralytics YOLO-World v2 checkpoint into a folder (model.safetensors + config.json) "
+        help="a YOLO-World (v1 *-world.pt, v2 *-worldv2.pt) or YOLOE (yoloe-*.pt, -seg, -pf) checkpoint",
+        description="Convert an ultralytics YOLO-World (v1, v2) or YOLOE (v8, 11, 26; detection, -seg, prompt-free -pf) "
+        "checkpoint into a folder (model.safetensors + config.json) "
         "that `ovdet predict --model OUT_DIR` and ovdet.load(OUT_DIR) read without any pickle. The checkpoint is a "
         "pickle, which can run code when read: pass --trust-pickle only for files from a source you trust.",
     )
@@ -36,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out_dir, what="model folder", owned=is_model_folder, overwrite=args.overwrite)
     model = ovdet.from_ultralytics(args.checkpoint, trust_pickle=args.trust_pickle)
     model.save(args.out_dir, overwrite=args.overwrite)
-    print(
-        f"converted {args.checkpoint} ({model.config.name}, {len(model.names)} classes, text encoder "
-        f"{model.text_encoder.spec}) -> {args.out_dir}",
-        file=sys.stderr,
-    )
+    encoder = f"text encoder {model.text_encoder.spec}" if model.text_encoder is not None else "prompt-free"
+    print(f"converted {args.checkpoint} ({model.config.name}, {len(model.names)} classes, {encoder}) -> {args.out_dir}",
+          file=sys.stderr)  # fmt: skip
     return 0

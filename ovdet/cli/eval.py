@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         print(per_class_table(metrics["per_class"]))
     keys = [k for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf") if k in metrics]
     print(" ".join(f"{k}={fmt(metrics[k])}" for k in keys))
+    if "segm" in metrics:  # models with instance masks: mask AP beside box AP
+        segm = metrics["segm"]
+        text = " ".join(f"{k}={fmt(segm[k])}" for k in keys[:6]) if segm else "not applicable (no ground-truth masks)"
+        print(f"segm: {text}")
     for name, group in metrics.get("groups", {}).items():
         print(f"  {name}: " + " ".join(f"{k}={fmt(group[k])}" for k in ("AP", "AP50")))
     print(f"predictions and metrics: {args.out}")

@@ -110,6 +110,32 @@ def _per_class_ap(ev: Any, coco_gt: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _segm_metrics(gt: dict, predictions: list[dict], img_ids: list[int] | None = None) -> dict[str, Any] | None:
+    """COCO mask AP (pycocotools, ``iouType="segm"``) of predictions carrying RLE ``segmentation``; ``None`` (not
+    applicable) when the ground truth has no masks. As detectron2 does, each prediction's box is left out so that
+    pycocotools takes area and box from the mask."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    annotations = gt.get("annotations") or []
+    if not annotations or not all(a.get("segmentation") for a in annotations):
+        logger.warning("the model predicts masks but the ground truth has none: segm AP is not applicable (null)")
+        return None
+    masks = [{k: v for k, v in p.items() if k != "bbox"} for p in predictions if "segmentation" in p]
+    if not masks:
+        return dict.fromkeys(COCO_KEYS, 0.0)
+    coco_gt = COCO()
+    coco_gt.dataset = gt
+    _quiet(coco_gt.createIndex)
+    ev = COCOeval(coco_gt, _quiet(coco_gt.loadRes, masks), "segm")
+    if img_ids is not None:
+        ev.params.imgIds = img_ids
+    _quiet(ev.evaluate)
+    _quiet(ev.accumulate)
+    _quiet(ev.summarize)
+    return {k: _none_if_negative(v) for k, v in zip(COCO_KEYS, ev.stats[:6])}
+
+
 def _lvis_metrics(gt: dict, predictions: list[dict], max_det: int) -> dict[str, Any]:
     from .lvis_compat import import_lvis
 
@@ -168,7 +194,8 @@ def evaluate(
         each ``None`` where not applicable (no objects of that size or frequency group; pycocotools' -1);
         ``per_class`` (COCO: each category's ``instances``, ``AP50``, ``AP``), ``images`` (evaluated),
         ``skipped`` (paths of images that could not be read, left out of the metrics), ``detections``, and
-        ``groups`` when asked.
+        ``groups`` when asked. A model with instance masks also gets ``segm``: the same COCO keys for masks
+        (``None`` when the ground truth has no masks).
 
     Raises:
         DatasetError: ground truth that cannot be mended (see :mod:`ovdet.engine.ground_truth`), before predicting.
@@ -225,6 +252,8 @@ def evaluate(
     else:
         metrics = _coco_metrics(gt, predictions, img_ids=img_ids, per_class=True)
     metrics.update(images=len(done), skipped=skipped, detections=len(predictions), metric=metric, max_det=max_det)
+    if any("segmentation" in p for p in predictions):
+        metrics["segm"] = _segm_metrics(gt, predictions, img_ids=img_ids)
     if group_by:
         groups: dict[str, list[int]] = {}
         for c in split.categories:

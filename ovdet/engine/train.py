@@ -42,7 +42,7 @@ from ..model.serialization import save_detector
 from .checkpoint import optimizer_state, read_train_info, read_train_state, set_rng_state, write_train_state
 from .ema import ModelEMA
 from .evaluate import evaluate
-from .loss import DetectionLoss
+from .loss import DetectionLoss, one2many_gain
 from .settings import TrainSettings, apply_overrides
 
 __all__ = ["train", "resume_settings"]
@@ -258,7 +258,8 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
             mask = batch.mask.to(device)
             with torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext():
                 out = ddp(images, text)
-                loss, items = criterion(out, batch.targets.to(device), mask)
+                gain = one2many_gain(epoch, settings.epochs)  # end-to-end heads (YOLO26) only
+                loss, items = criterion(out, batch.targets.to(device), mask, one2many_gain=gain)
             scaler.scale(loss).backward()
             if (i + 1) % accumulate == 0 or i + 1 == len(loader):
                 scaler.unscale_(optimizer)

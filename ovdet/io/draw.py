@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..results import Result
 
-__all__ = ["draw_detections", "draw_label", "class_color", "font_chain"]
+__all__ = ["draw_detections", "draw_label", "class_color", "font_chain", "draw_masks"]
 
 logger = logging.getLogger(__name__)
 
@@ -186,4 +186,23 @@ def draw_detections(image: np.ndarray, result: Result, *, line_width: int | None
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, lw, cv2.LINE_AA)
         draw_label(canvas, f"{result.names[cls]} {score:.2f}", (x1, y1), color, size)
+    return canvas
+
+
+def draw_masks(image: np.ndarray, result: Result, *, alpha: float = 0.5) -> np.ndarray:
+    """A copy of ``image`` (BGR) with each instance mask of ``result`` blended in its class colour (``alpha`` opacity).
+
+    Works on each mask's box region only, so a 4K frame with hundreds of masks costs what its boxes cover.
+    """
+    canvas = np.ascontiguousarray(image).copy()
+    if canvas.ndim == 2:
+        canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+    if result.masks is None:
+        return canvas
+    for crop, (x, y), cls in zip(result.masks.crops, result.masks.offsets, result.class_ids):
+        if not crop.any():
+            continue
+        region = canvas[y : y + crop.shape[0], x : x + crop.shape[1]]
+        color = np.array(class_color(cls), dtype=np.float32)
+        region[crop] = (region[crop] * (1 - alpha) + color * alpha).astype(np.uint8)
     return canvas

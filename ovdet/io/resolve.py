@@ -60,8 +60,8 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu") ->
     if p.is_file():
         if p.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
             raise PickleRefusedError(
-                f"{p} is a pickle checkpoint, which ovdet.load never unpickles. If it is an ultralytics YOLO-World "
-                f"model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
+                f"{p} is a pickle checkpoint, which ovdet.load never unpickles. If it is an ultralytics YOLO-World or "
+                f"YOLOE model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
                 f"`ovdet convert ultralytics {p} OUT_DIR --trust-pickle`, then load OUT_DIR"
             )
         if p.suffix == ".onnx":
@@ -115,5 +115,7 @@ def resolve_model(
             "building '%s' with RANDOM weights: boxes will be meaningless; pass a trained model folder for real "
             "detections", text,
         )  # fmt: skip
-    encoder = TextEncoder(text_encoder or DEFAULT_TEXT_ENCODER)
-    return build_detector(load_config(text), text_encoder=encoder).to(device)
+    config = load_config(text)
+    # the encoder the config names (e.g. MobileCLIP-B for YOLOE), else ovdet's default
+    encoder = TextEncoder(text_encoder or config.text_encoder or DEFAULT_TEXT_ENCODER)
+    return build_detector(config, text_encoder=encoder).to(device)

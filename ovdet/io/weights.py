@@ -38,19 +38,54 @@ class WeightsSpec:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-# ultralytics' official YOLO-World v2 releases (the addresses its own downloader uses). They are pickles: ovdet
-# downloads, converts (trusting them because these addresses are fixed here, not passed in) and caches them once.
+# ultralytics' official YOLO-World and YOLOE releases (the addresses and file names its own downloader uses). They are
+# pickles: ovdet downloads, converts (trusting them because these addresses are fixed here, not passed in) and caches
+# them once.
 _ULTRALYTICS_RELEASE = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
-_YOLO_WORLD: dict[str, WeightsSpec] = {
-    f"yolov8{s}-worldv2": WeightsSpec(
-        name=f"yolov8{s}-worldv2",
-        description=f"YOLO-World v2 ({s}), converted from ultralytics; zero-shot, CLIP ViT-B/32 text encoder",
-        url=f"{_ULTRALYTICS_RELEASE}/yolov8{s}-worldv2.pt",
+_MOBILECLIP_B, _MOBILECLIP2_B = "MobileCLIP-B:datacompdr_lt", "MobileCLIP2-B:dfndr2b"
+
+
+def _ultralytics(name: str, architecture: str, description: str, text_encoder: str | None) -> WeightsSpec:
+    return WeightsSpec(
+        name=name,
+        description=description,
+        url=f"{_ULTRALYTICS_RELEASE}/{name}.pt",
         license="AGPL-3.0 (Ultralytics)",
-        meta={"architecture": f"yoloworldv2-{s}", "source": "ultralytics", "text_encoder": YOLO_WORLD_TEXT_ENCODER},
+        meta={"architecture": architecture, "source": "ultralytics", "text_encoder": text_encoder},
     )
-    for s in "smlx"
-}
+
+
+_YOLO_WORLD: dict[str, WeightsSpec] = {
+    **{
+        f"yolov8{s}-worldv2": _ultralytics(
+            f"yolov8{s}-worldv2", f"yoloworldv2-{s}",
+            f"YOLO-World v2 ({s}), converted from ultralytics; zero-shot, CLIP ViT-B/32 text encoder",
+            YOLO_WORLD_TEXT_ENCODER,
+        )
+        for s in "smlx"
+    },
+    **{
+        f"yolov8{s}-world": _ultralytics(
+            f"yolov8{s}-world", f"yoloworld-{s}",
+            f"YOLO-World v1 ({s}, ImagePoolingAttn), converted from ultralytics; CLIP ViT-B/32 text encoder",
+            YOLO_WORLD_TEXT_ENCODER,
+        )
+        for s in "smlx"
+    },
+}  # fmt: skip
+_YOLOE: dict[str, WeightsSpec] = {}
+for _family, _sizes, _encoder in (("v8", "sml", _MOBILECLIP_B), ("11", "sml", _MOBILECLIP_B), ("26", "nsmlx", _MOBILECLIP2_B)):
+    for _s in _sizes:
+        _name = f"yoloe-{_family}{_s}-seg"
+        _YOLOE[_name] = _ultralytics(
+            _name, _name, f"YOLOE-{_family} ({_s}) with masks, text prompts, converted from ultralytics; {_encoder}",
+            _encoder,
+        )
+        _YOLOE[f"{_name}-pf"] = _ultralytics(
+            f"{_name}-pf", f"{_name}-pf",
+            f"YOLOE-{_family} ({_s}) with masks, prompt-free: its built-in vocabulary (about 4,600 tags), no text",
+            None,
+        )
 
 KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
     "ovdet-synth": WeightsSpec(
@@ -65,6 +100,7 @@ KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
         meta={"recipe": "python tools/train_default.py", "world": "world.json beside the weights"},
     ),
     **_YOLO_WORLD,
+    **_YOLOE,
 }
 DEFAULT_WEIGHTS: str | None = "ovdet-synth"
 

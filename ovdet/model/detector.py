@@ -37,7 +37,8 @@ class OVDetector(nn.Module, Predictor):
         text_encoder: Encodes class prompts in :meth:`set_classes`; ``None`` allows only ready embeddings.
 
     The vocabulary lives in the ``class_embeddings`` buffer ``(K, D)`` (saved in ``state_dict``, moved by ``.to()``,
-    resized by :meth:`set_classes`) and in :attr:`names`.
+    resized by :meth:`set_classes`) and in :attr:`names`. A prompt-free model (YOLOE ``-pf``) scores a built-in
+    vocabulary held by its head instead: its ``class_embeddings`` stay empty and :meth:`set_classes` is refused.
     """
 
     def __init__(
@@ -91,6 +92,24 @@ class OVDetector(nn.Module, Predictor):
         return int(self.head.embed_dim)
 
     @property
+    def prompt_free(self) -> bool:
+        """Whether the model scores a built-in vocabulary (YOLOE ``-pf``) instead of text embeddings."""
+        return bool(getattr(self.head, "prompt_free", 0))
+
+    @property
+    def end2end(self) -> bool:
+        """Whether inference uses the head's one-to-one branch without NMS (YOLO26; the default there). Set it to
+        ``False`` for the one-to-many branch with NMS (ultralytics' ``predict(nms=None)`` on YOLO26)."""
+        return getattr(self.head, "one2one", None) is not None and bool(self.head.end2end)
+
+    @end2end.setter
+    def end2end(self, value: bool) -> None:
+        if value and getattr(self.head, "one2one", None) is None:
+            raise ValueError(f"'{self.config.name}' has no one-to-one (end-to-end) branch; it always uses NMS")
+        if getattr(self.head, "one2one", None) is not None:
+            self.head.end2end = bool(value)
+
+    @property
     def stride(self) -> int:
         return int(max(self.backbone.strides))
 
@@ -109,10 +128,15 @@ class OVDetector(nn.Module, Predictor):
 
         Args:
             images: ``(B, 3, H, W)`` RGB in [0, 1], H and W multiples of :attr:`stride`.
-            text_embeddings: ``(K, D)`` shared by the batch, or ``(B, K, D)`` per image; ``None`` scores against the
-                model's vocabulary (:attr:`class_embeddings`), through the folded head and neck once :meth:`fuse`
-                was called.
+            text_embeddings: ``(K, D)`` shared by the batch, or ``(B, K, D)`` per image, raw L2-normalised
+                text-encoder outputs (YOLOE projects them inside); ``None`` scores against the model's vocabulary
+                (:attr:`class_embeddings`), through the folded head and neck once :meth:`fuse` was called. A
+                prompt-free model takes none and scores its built-in vocabulary.
         """
+        if self.prompt_free:
+            if text_embeddings is not None:
+                raise VocabularyError(self._prompt_free_message())
+            return self.head(self.neck(self.backbone(images), None), None)
         if text_embeddings is None:
             if self._fused and len(self.class_embeddings):
                 if self._folded_for != self._vocabulary_key():  # e.g. moved by .to(), or edited in place
@@ -140,6 +164,8 @@ class OVDetector(nn.Module, Predictor):
                 text encoder and no embeddings.
             WeightsUnavailableError: prompts not in the cache need text-encoder weights that cannot be downloaded.
         """
+        if self.prompt_free:
+            raise VocabularyError(self._prompt_free_message())
         if embeddings is not None:
             vocab = Vocabulary.from_embeddings(classes, embeddings, self.embed_dim)
         elif self.text_encoder is None:
@@ -150,13 +176,40 @@ class OVDetector(nn.Module, Predictor):
         return self
 
     def set_vocabulary(self, vocab: Vocabulary) -> None:
-        """Install a ready :class:`Vocabulary` (names, prompts and embeddings)."""
+        """Install a ready :class:`Vocabulary` (names, prompts and embeddings). A prompt-free model takes back only its
+        own built-in vocabulary (its names, no embeddings), as :attr:`vocabulary` gives it."""
+        if self.prompt_free:
+            if len(vocab.embeddings) or len(vocab.names) != self.head.prompt_free:
+                raise VocabularyError(self._prompt_free_message())
+            self.set_builtin_names(vocab.names)
+            return
         if vocab.embeddings.shape[-1] != self.embed_dim:
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
         self.class_embeddings = vocab.embeddings.to(self.class_embeddings)
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
         if self._fused:
             self._fold_vocabulary()
+
+    def set_builtin_names(self, names: Sequence[str]) -> None:
+        """Name the classes of a prompt-free model's built-in vocabulary (one per class of its head, in order).
+
+        Raises:
+            VocabularyError: not a prompt-free model, or not one name per built-in class.
+        """
+        if not self.prompt_free:
+            raise VocabularyError("only a prompt-free model has a built-in vocabulary; use set_classes")
+        if len(names) != self.head.prompt_free:
+            raise VocabularyError(f"the built-in vocabulary has {self.head.prompt_free} classes, got {len(names)} names")
+        self._names = tuple(str(n) for n in names)
+        self._prompts = tuple((n,) for n in self._names)
+
+    def _prompt_free_message(self) -> str:
+        return (
+            f"'{self.config.name}' is a prompt-free model: it scores its built-in vocabulary of "
+            f"{self.head.prompt_free} classes (see model.names) with fixed layers, and ultralytics removed the text "
+            "layers when it made it, so it takes no text prompts. For free-text classes, convert the text-prompted "
+            "checkpoint of the same model (e.g. yoloe-11s-seg.pt instead of yoloe-11s-seg-pf.pt)"
+        )
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -240,7 +293,10 @@ class OVDetector(nn.Module, Predictor):
             scores = out.class_logits.sigmoid()  # (B, K, A)
         finally:
             self.train(was_training)
-        return results_from_outputs(boxes, scores, letterboxes, self._names, **select)
+        return results_from_outputs(
+            boxes, scores, letterboxes, self._names, end2end=self.end2end, mask_coefficients=out.mask_coefficients,
+            protos=out.protos, **select,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ export
     def export(

@@ -2,7 +2,9 @@
 
 The graph takes ``images`` ``(B, 3, H, W)`` (RGB in [0, 1], H and W multiples of the stride; batch and size are
 dynamic) and returns ``boxes`` ``(B, A, 4)`` (xyxy, input pixels) and ``scores`` ``(B, K, A)`` (probabilities for
-the K classes). Everything :class:`~ovdet.model.runtime.OnnxDetector` needs to predict — class names, stride,
+the K classes); segmentation models also return ``mask_coefficients`` ``(B, M, A)`` and ``protos``
+``(B, M, H/4, W/4)``. An end-to-end head (YOLO26) is exported with the branch it predicts with (``model.end2end``),
+and the metadata says whether its detections are selected by top-k (no NMS) or by NMS. Everything :class:`~ovdet.model.runtime.OnnxDetector` needs to predict — class names, stride,
 default size, preprocessing — is stored as JSON under the ``ovdet`` key of the model's ``metadata_props``.
 """
 
@@ -33,6 +35,30 @@ ONNX_FORMAT_VERSION = 1
 METADATA_KEY = "ovdet"
 
 
+class _AdaptiveMaxPool2d(nn.Module):
+    """``nn.AdaptiveMaxPool2d((k, k))`` in tensor operations, so that it exports with a dynamic input size (PyTorch's
+    ONNX exporter needs the size at export time). Window ``i`` spans ``[floor(i·H/k), ceil((i+1)·H/k))``, as PyTorch's;
+    the maximum is exact."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def _pool(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        n = torch._shape_as_tensor(x)[dim]  # a tensor, so the exporter keeps it symbolic
+        i = torch.arange(self.k, device=x.device)
+        starts, ends = (i * n) // self.k, ((i + 1) * n + self.k - 1) // self.k  # (k,)
+        pos = torch.arange(x.shape[dim], device=x.device)
+        inside = (pos[None, :] >= starts[:, None]) & (pos[None, :] < ends[:, None])  # (k, n)
+        shape = [1] * (x.ndim + 1)
+        shape[dim], shape[dim + 1] = self.k, -1
+        x = x.unsqueeze(dim)  # (..., 1, n, ...)
+        return x.masked_fill(~inside.view(shape), float("-inf")).amax(dim + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pool(self._pool(x, 2), 3)
+
+
 class _DecodedOutputs(nn.Module):
     """The exported computation: the detector against its own (folded) vocabulary, then box decoding."""
 
@@ -40,9 +66,12 @@ class _DecodedOutputs(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(images)
-        return decode_boxes(out), out.class_logits.sigmoid()
+        decoded = (decode_boxes(out), out.class_logits.sigmoid())
+        if out.mask_coefficients is not None:
+            return (*decoded, out.mask_coefficients, out.protos)
+        return decoded
 
 
 def _fused_cpu_copy(model: OVDetector) -> OVDetector:
@@ -61,6 +90,10 @@ def _fused_cpu_copy(model: OVDetector) -> OVDetector:
     twin = build_detector(model.config)  # no text encoder: the vocabulary is all the graph needs
     twin.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
     twin.set_vocabulary(model.vocabulary)
+    twin.end2end = model.end2end
+    pooling = getattr(twin.neck, "image_pooling", None)  # YOLO-World v1
+    if pooling is not None:
+        pooling.im_pools = nn.ModuleList(_AdaptiveMaxPool2d(pooling.k) for _ in pooling.im_pools)
     return twin.fuse()
 
 
@@ -83,15 +116,19 @@ def export_onnx(
     fused = _fused_cpu_copy(model)
     graph = _DecodedOutputs(fused).eval()
     example = torch.zeros(1, 3, *size)
+    outputs, axes = ["boxes", "scores"], {"boxes": {0: "batch", 1: "anchors"}, "scores": {0: "batch", 2: "anchors"}}
+    masks = model.config.head.masks
+    if masks:
+        outputs += ["mask_coefficients", "protos"]
+        axes.update(mask_coefficients={0: "batch", 2: "anchors"}, protos={0: "batch", 2: "proto_height", 3: "proto_width"})
     tmp = Path(path).with_name(f".{Path(path).name}.export.tmp")
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side shape arithmetic
             torch.onnx.export(
                 graph, (example,), str(tmp), dynamo=False, opset_version=opset,
-                input_names=["images"], output_names=["boxes", "scores"],
-                dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch", 1: "anchors"},
-                              "scores": {0: "batch", 2: "anchors"}},
+                input_names=["images"], output_names=outputs,
+                dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, **axes},
             )  # fmt: skip
         proto = onnx.load(str(tmp))
     finally:
@@ -104,8 +141,11 @@ def export_onnx(
         "architecture": model.config.name,
         "text_encoder": model.text_encoder.spec if model.text_encoder is not None else None,
         "preprocess": {"letterbox": "ultralytics", "pad_value": 114, "input": "RGB / 255"},
-        "outputs": {"boxes": "(B, A, 4) xyxy input pixels", "scores": "(B, K, A) probabilities"},
-    }
+        "outputs": {"boxes": "(B, A, 4) xyxy input pixels", "scores": "(B, K, A) probabilities",
+                    **({"mask_coefficients": "(B, M, A)", "protos": "(B, M, H/4, W/4)"} if masks else {})},
+        "end2end": model.end2end,
+        "masks": masks,
+    }  # fmt: skip
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
     atomic_write_bytes(path, proto.SerializeToString())

@@ -24,12 +24,22 @@ class HeadOutput(NamedTuple):
         class_logits: ``(B, K, A)`` region–text logits for the K classes of the vocabulary.
         anchors: ``(A, 2)`` anchor centres (x, y) in grid units of their level (cell index + 0.5).
         strides: ``(A, 1)`` stride of each anchor's level, in input pixels.
+        mask_coefficients: ``(B, M, A)`` per-anchor coefficients of the M mask prototypes (``-seg`` layouts), else
+            ``None``.
+        protos: ``(B, M, H/4, W/4)`` mask prototypes (``-seg`` layouts), else ``None``.
+        one2many: For an end-to-end head (YOLO26) in training mode: the one-to-many branch's outputs, trained beside
+            the one-to-one outputs above; else ``None``.
+
+    With ``reg_max`` 1 (YOLO26), ``box_logits`` are the four distances themselves, not distributions.
     """
 
     box_logits: torch.Tensor
     class_logits: torch.Tensor
     anchors: torch.Tensor
     strides: torch.Tensor
+    mask_coefficients: torch.Tensor | None = None
+    protos: torch.Tensor | None = None
+    one2many: HeadOutput | None = None
 
 
 class OVHead(nn.Module):

@@ -1,4 +1,5 @@
-"""YOLOv8's PAN neck, optionally text-guided as in YOLO-World (C2fAttn: max-sigmoid attention over the vocabulary)."""
+"""The PAN neck of YOLOv8, YOLO11 and YOLO26, optionally text-guided as in YOLO-World (C2fAttn: max-sigmoid attention
+over the vocabulary; v1 adds ImagePoolingAttn, which updates the text embeddings from the image)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import C2f, C2fAttn, Conv
+from ultralytics.nn.modules import C2f, C2fAttn, Conv, ImagePoolingAttn
 
 from .backbone import scaled_channels, scaled_depth
 from .config import NeckConfig, ScaleConfig
+from .yolo11 import c3k2_neck_block
 
 __all__ = ["PAN"]
 
@@ -23,11 +25,20 @@ class PAN(nn.Module):
     Args:
         in_channels: Channels of P3, P4, P5.
         scale: Compound scaling shared with the backbone.
-        neck: Whether the blocks are text-guided, and their attention heads.
+        neck: The block family, whether the blocks are text-guided, their attention heads, and image pooling.
         text_dim: Text-embedding dimension (the C2fAttn guide channels); required when text-guided.
+        c3k: C3k inner blocks in every C3k2 (YOLO11 m, l, x); see :class:`~ovdet.model.config.BackboneConfig`.
     """
 
-    def __init__(self, in_channels: tuple[int, int, int], scale: ScaleConfig, neck: NeckConfig, text_dim: int | None):
+    def __init__(
+        self,
+        in_channels: tuple[int, int, int],
+        scale: ScaleConfig,
+        neck: NeckConfig,
+        text_dim: int | None,
+        *,
+        c3k: bool = False,
+    ):
         super().__init__()
         c3, c4, c5 = in_channels
         o3, o4, o5 = (scaled_channels(x, scale) for x in (256, 512, 1024))
@@ -36,7 +47,9 @@ class PAN(nn.Module):
         if self.text_guided and not text_dim:
             raise ValueError("a text-guided neck needs text_dim")
 
-        def block(c_in: int, c_out: int, heads: int) -> nn.Module:
+        def block(c_in: int, c_out: int, heads: int, position: str) -> nn.Module:
+            if neck.kind != "yolov8":
+                return c3k2_neck_block(neck.kind, c_in, c_out, position, scale, c3k)
             if not self.text_guided:
                 return C2f(c_in, c_out, n)
             # ultralytics' parse_model scales the heads with width and makes the attention as wide as the block
@@ -48,29 +61,37 @@ class PAN(nn.Module):
 
         h = neck.attn_heads
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        self.top_down4 = block(c5 + c4, o4, h[0])
-        self.top_down3 = block(o4 + c3, o3, h[1])
+        self.top_down4 = block(c5 + c4, o4, h[0], "top_down4")
+        self.top_down3 = block(o4 + c3, o3, h[1], "top_down3")
+        # YOLO-World v1 (yolov8-world.yaml layer 16): ImagePoolingAttn([P3 out, top-down P4, P5], text), ec 256 unscaled
+        self.image_pooling = ImagePoolingAttn(256, (o3, o4, c5), text_dim) if neck.image_pooling else None
         self.down3 = Conv(o3, o3, 3, 2)
-        self.bottom_up4 = block(o3 + o4, o4, h[2])
+        self.bottom_up4 = block(o3 + o4, o4, h[2], "bottom_up4")
         self.down4 = Conv(o4, o4, 3, 2)
-        self.bottom_up5 = block(o4 + c5, o5, h[3])
+        self.bottom_up5 = block(o4 + c5, o5, h[3], "bottom_up5")
         self.out_channels = (o3, o4, o5)
 
     def _run(self, block: nn.Module, x: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
         return block(x, text) if self.text_guided else block(x)
 
     def forward(self, feats: list[torch.Tensor], text: torch.Tensor | None = None) -> list[torch.Tensor]:
-        return self._pyramid(feats, lambda name, x: self._run(getattr(self, name), x, text))
+        return self._pyramid(feats, lambda name, x, t: self._run(getattr(self, name), x, t), text)
 
     def _pyramid(
-        self, feats: list[torch.Tensor], run: Callable[[str, torch.Tensor], torch.Tensor]
+        self,
+        feats: list[torch.Tensor],
+        run: Callable[[str, torch.Tensor, torch.Tensor | None], torch.Tensor],
+        text: torch.Tensor | None,
     ) -> list[torch.Tensor]:
-        """The top-down then bottom-up wiring; ``run(block_name, x)`` applies one of the four C2f(Attn) blocks."""
+        """The top-down then bottom-up wiring; ``run(block_name, x, text)`` applies one of the four blocks. With image
+        pooling, the bottom-up blocks see the text updated from the image (as ultralytics' ``WorldModel.predict``)."""
         p3, p4, p5 = feats
-        t4 = run("top_down4", torch.cat([self.upsample(p5), p4], 1))
-        n3 = run("top_down3", torch.cat([self.upsample(t4), p3], 1))
-        n4 = run("bottom_up4", torch.cat([self.down3(n3), t4], 1))
-        n5 = run("bottom_up5", torch.cat([self.down4(n4), p5], 1))
+        t4 = run("top_down4", torch.cat([self.upsample(p5), p4], 1), text)
+        n3 = run("top_down3", torch.cat([self.upsample(t4), p3], 1), text)
+        if self.image_pooling is not None:
+            text = self.image_pooling([n3, t4, p5], text)  # (B, K, D)
+        n4 = run("bottom_up4", torch.cat([self.down3(n3), t4], 1), text)
+        n5 = run("bottom_up5", torch.cat([self.down4(n4), p5], 1), text)
         return [n3, n4, n5]
 
     # ------------------------------------------------------------------ inference with a folded vocabulary
@@ -83,7 +104,9 @@ class PAN(nn.Module):
 
         if not self.text_guided:
             return
-        for name in self._BLOCKS:
+        if self.image_pooling is not None:  # the bottom-up blocks' text depends on the image: only the top folds
+            self.register_buffer("folded_text", text.detach().clone(), persistent=False)
+        for name in self._folded_blocks():
             attn = getattr(self, name).attn
             weight, bias, groups = fold_attention(attn, text)
             ref = attn.proj_conv.conv.weight
@@ -97,8 +120,18 @@ class PAN(nn.Module):
             return self.forward(feats)
         from .fuse import c2f_attn_folded
 
-        def run(name: str, x: torch.Tensor) -> torch.Tensor:
+        folded = self._folded_blocks()
+
+        def run(name: str, x: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
+            if name not in folded:
+                return getattr(self, name)(x, text)
             weight, bias = getattr(self, f"folded_weight_{name}"), getattr(self, f"folded_bias_{name}")
             return c2f_attn_folded(getattr(self, name), x, weight, bias, getattr(self, f"_folded_groups_{name}"))
 
-        return self._pyramid(feats, run)
+        text = None
+        if self.image_pooling is not None:
+            text = self.folded_text.to(feats[0].dtype).unsqueeze(0).expand(feats[0].shape[0], -1, -1)
+        return self._pyramid(feats, run, text)
+
+    def _folded_blocks(self) -> tuple[str, ...]:
+        return self._BLOCKS[:2] if self.image_pooling is not None else self._BLOCKS

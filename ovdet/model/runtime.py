@@ -76,8 +76,10 @@ class OnnxDetector(Predictor):
     def _detect_batch(self, images: list[np.ndarray], size: tuple[int, int], **select: Any) -> list[Result]:
         """One ONNX Runtime run over images that letterbox to the same input shape (see :meth:`Predictor.detect`)."""
         batch, letterboxes = preprocess(images, size, stride=self.stride)
-        boxes, scores = self.session.run(None, {"images": batch.numpy()})
+        outputs = self.session.run(None, {"images": batch.numpy()})
+        boxes, scores, *masks = (torch.from_numpy(o) for o in outputs)  # masks: coefficients and prototypes
         with torch.inference_mode():
             return results_from_outputs(
-                torch.from_numpy(boxes), torch.from_numpy(scores), letterboxes, self._names, **select
-            )
+                boxes, scores, letterboxes, self._names, end2end=bool(self.info.get("end2end", False)),
+                mask_coefficients=masks[0] if masks else None, protos=masks[1] if masks else None, **select,
+            )  # fmt: skip

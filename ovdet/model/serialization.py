@@ -187,7 +187,7 @@ def load_detector(folder: str | os.PathLike, *, device: str = "cpu") -> OVDetect
         raise CheckpointError(f"weights in {folder} do not fit its architecture: {str(e)[:500]}") from e
     vocab = config.get("vocabulary") or {}
     names = vocab.get("names", [])
-    if len(names) != len(model.class_embeddings):
+    if not model.prompt_free and len(names) != len(model.class_embeddings):
         raise CheckpointError(
             f"{folder}: {len(names)} vocabulary names but {len(model.class_embeddings)} class embeddings"
         )

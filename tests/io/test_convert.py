@@ -136,15 +136,22 @@ def test_refuses_a_plain_yolov8_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("cfg", "message"),
-    [("yolov8n-world.yaml", "YOLO-World v1"), ("yoloe-v8n.yaml", "YOLOE"), ("yolov8n-worldv2.yaml", "activation Identity")],
+    ("change", "message"),
+    [("sppf", "activation Identity"), ("eps", "eps 1e-05"), ("layer", "layer 12 is C2f from -1, where YOLO-World v2")],
 )
-def test_refuses_other_architectures(cfg, message):
-    from ultralytics.nn.tasks import WorldModel, YOLOEModel
+def test_refuses_what_the_state_dict_does_not_show(change, message):
+    from ultralytics.nn.modules import C2f
+    from ultralytics.nn.tasks import WorldModel
 
-    model = (YOLOEModel if cfg.startswith("yoloe") else WorldModel)(cfg, nc=80, verbose=False)
-    if cfg == "yolov8n-worldv2.yaml":
+    model = WorldModel("yolov8n-worldv2.yaml", nc=80, verbose=False)
+    if change == "sppf":
         model.model[9].cv1.act = torch.nn.Identity()  # YOLO26's SPPF, whose cv1 is not activated
+    elif change == "eps":
+        model.model[4].cv1.bn.eps = 1e-5
+    else:
+        block = C2f(8, 8)
+        block.i, block.f, block.type = 12, -1, "C2f"
+        model.model[12] = block
     with pytest.raises(CheckpointError, match=message) as info:
         convert_world_model(model)
     assert "yolov8{n,s,m,l,x}-worldv2.pt" in str(info.value)
@@ -153,7 +160,7 @@ def test_refuses_other_architectures(cfg, message):
 def test_known_weights_are_downloaded_converted_and_cached_once(world_checkpoint, tmp_path, monkeypatch):
     import shutil
 
-    from ovdet.io import convert
+    from ovdet.io.convert import fetch
 
     monkeypatch.setenv("OVDET_CACHE", str(tmp_path / "cache"))
     calls = []
@@ -162,7 +169,7 @@ def test_known_weights_are_downloaded_converted_and_cached_once(world_checkpoint
         calls.append(url)
         shutil.copy(world_checkpoint("s"), path)
 
-    monkeypatch.setattr(convert, "_download", fake_download)
+    monkeypatch.setattr(fetch, "_download", fake_download)
     model = ovdet.load("yolov8s-worldv2")
     assert calls == ["https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8s-worldv2.pt"]
     assert (tmp_path / "cache" / "weights" / "yolov8s-worldv2" / "model.safetensors").is_file()

@@ -15,7 +15,7 @@ def test_shipped_configs_load():
 def test_unknown_key_lists_valid_keys(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: bad\nhead: {reg_max: 16, nrom: l2}\n")
-    with pytest.raises(ConfigError, match="unknown key.*nrom.*valid keys are embed_channels, norm, reg_max"):
+    with pytest.raises(ConfigError, match="unknown key.*nrom.*valid keys are embed_branch, embed_channels, end2end, kind, masks, norm, prompt_free"):
         load_config(path)
 
 

@@ -28,7 +28,7 @@ def test_selection_matches_ultralytics_nms():
     pred = torch.cat([xyxy2xywh(boxes).T, scores], 0)[None]  # ultralytics' (1, 4 + K, A)
     for agnostic in (False, True):
         (ref,) = non_max_suppression(pred.clone(), 0.25, 0.6, agnostic=agnostic, max_det=50)
-        b, s, c = select_detections(boxes, scores, conf=0.25, iou=0.6, max_det=50, agnostic=agnostic)
+        b, s, c, _ = select_detections(boxes, scores, conf=0.25, iou=0.6, max_det=50, agnostic=agnostic)
         # ultralytics' boxes went xyxy -> xywh -> xyxy: a few float32 roundings of the box's centre and size, each
         # up to an ulp of the largest coordinate (~400 px); 8 such ulps bound them
         ulps = 8 * torch.finfo(torch.float32).eps * float(boxes.abs().max())
@@ -40,7 +40,7 @@ def test_selection_matches_ultralytics_nms():
 def test_multi_label_keeps_several_classes_per_box():
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
     scores = torch.tensor([[0.9], [0.8], [0.1]])
-    _, s, c = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10, multi_label=True)
+    _, s, c, _ = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10, multi_label=True)
     assert c.tolist() == [0, 1] and s.tolist() == [0.8999999761581421, 0.800000011920929]
-    _, _, c = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10)
+    _, _, c, _ = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10)
     assert c.tolist() == [0]

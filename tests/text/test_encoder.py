@@ -92,3 +92,26 @@ def test_pretrained_tag_offline_still_serves_cached_prompts(cache_dir):
     known = torch.nn.functional.normalize(torch.randn(1, 512), dim=-1)
     DEFAULT_CACHE.put(encoder.key, ["a cat"], known)
     torch.testing.assert_close(encoder.encode(["a cat"]), known)
+
+
+def test_trimming_is_exact_for_yoloe_text_towers():
+    """YOLOE's encoders (open_clip MobileCLIP-B for v8/11, MobileCLIP2-B for 26; the same text tower config) are causal
+    with argmax pooling, so cutting each batch after its longest end-of-text token changes nothing; MobileCLIP-S*
+    towers attend both ways, so ovdet runs them on all 77 tokens."""
+    import open_clip
+    from open_clip.model import _build_text_tower
+
+    from ovdet.text.encoder import _causal_trimmable
+
+    text_cfg = open_clip.get_model_config("MobileCLIP-B")["text_cfg"]
+    assert open_clip.get_model_config("MobileCLIP2-B")["text_cfg"] == text_cfg
+    torch.manual_seed(0)
+    encoder = TextEncoder("MobileCLIP-B", cache=None)  # the real tower, random weights
+    assert _causal_trimmable(encoder.tower)
+    texts = ["person", "a photo of a red backpack", "person wearing a hat", "x " * 90]  # the last one is truncated
+    trimmed = encoder.encode(texts)
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(encoder.tower(encoder.tokenizer(texts)).float(), dim=-1)
+    torch.testing.assert_close(trimmed, full, atol=1e-6, rtol=0)
+    cfg = dict(open_clip.get_model_config("MobileCLIP-S2")["text_cfg"], layers=1)
+    assert not _causal_trimmable(_build_text_tower(512, cfg))
