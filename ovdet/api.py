@@ -49,18 +49,24 @@ def build(
     return build_detector(model_config, text_encoder=encoder).to(dev)
 
 
-def load(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDetector:
+def load(
+    path: str | os.PathLike | None = None, *, device: str = "cpu", text_encoder: str | None = None
+) -> OVDetector:
     """A trained detector: a folder written by ``save()``, a known weights name, or ``None`` for the default model.
 
     Raises:
         CheckpointError: the folder is not a saved model, or no default model is bundled.
         UnknownModelError: neither a folder nor a known weights name (the message lists the known names).
         PickleRefusedError: a pickle checkpoint was given (the message says how to convert it).
-        ConfigError: ``device`` does not exist on this machine.
+        ConfigError: ``device`` does not exist on this machine, or ``text_encoder`` is not the model's tower.
+
+    ``text_encoder`` replaces the saved encoder by the same tower from elsewhere, e.g. its weights as a local file
+    where the pretrained tag cannot be downloaded: ``ovdet.load("yolov8s-worldv2", text_encoder=
+    "ViT-B-32-quickgelu:/path/open_clip_model.safetensors")``.
     """
     from .io.resolve import load_model
 
-    return load_model(path, device=str(resolve_device(device)))
+    return load_model(path, device=str(resolve_device(device)), text_encoder=text_encoder)
 
 
 def from_ultralytics(

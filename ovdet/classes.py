@@ -28,8 +28,10 @@ ClassSpec = Sequence[str] | Mapping[str, Sequence[str]]
 
 
 def clean_name(text: str) -> str:
-    """``text`` with surrounding whitespace removed and inner whitespace runs made one space."""
-    return " ".join(text.split())
+    """``text`` without invisible format characters (zero-width spaces, byte-order marks, directional marks: Unicode
+    category Cf), surrounding whitespace removed and inner whitespace runs made one space."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.split())
 
 
 def class_key(name: str) -> str:
@@ -122,24 +124,33 @@ def parse_class_list(text: str) -> dict[str, list[str]]:
     return _collect(entries)
 
 
+def _strip_comment(line: str) -> str:
+    """A line without its comment: from a ``#`` that starts the line or follows whitespace (``blue ring  # the
+    donut one``); a ``#`` inside a word (``c#``) is kept."""
+    if line.lstrip().startswith("#"):
+        return ""
+    cut = min((i for i in (line.find(" #"), line.find("\t#")) if i >= 0), default=-1)
+    return line if cut < 0 else line[:cut]
+
+
 def read_class_file(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Read a class file: one class per line (``name`` or ``name=prompt|prompt``); blank lines and ``#`` comments
-    are ignored.
+    """Read a class file (UTF-8, a BOM is fine): one class per line (``name`` or ``name=prompt|prompt``); blank
+    lines and ``#`` comments (a line starting with ``#``, or `` #`` after a class) are ignored.
 
     Raises:
         VocabularyError: a missing or unreadable file, no class in it, a malformed line, or duplicate classes.
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a BOM (Windows Notepad) is not text
     except FileNotFoundError:
         raise VocabularyError(f"classes file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
         raise VocabularyError(f"cannot read classes file {path}: {e}; it must be UTF-8 text, one class per line") from e
     entries = [
-        _parse_entry(line, f"{path}, line {i}")
+        _parse_entry(text, f"{path}, line {i}")
         for i, line in enumerate(lines, 1)
-        if line.strip() and not line.lstrip().startswith("#")
+        if (text := _strip_comment(line)).strip()
     ]
     if not entries:
         raise VocabularyError(f"classes file {path} names no class (one per line; '#' starts a comment)")

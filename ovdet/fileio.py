@@ -36,6 +36,7 @@ __all__ = [
     "has_marker",
     "write_marker",
     "JsonArrayWriter",
+    "save_safetensors",
 ]
 
 MARKER = ".ovdet.json"  # written into folders ovdet creates for its outputs, so a later run knows it may reuse them
@@ -73,7 +74,7 @@ def _probe_writable(folder: Path, what: str, path: Path) -> None:
     os.unlink(tmp)
 
 
-def check_output_file(path: str | os.PathLike, *, what: str = "output") -> Path:
+def check_output_file(path: str | os.PathLike, *, what: str = "output", example: str = "out.json") -> Path:
     """Check that ``path`` can be written as a file (it is replaced if it exists); returns it as an absolute path.
 
     Raises:
@@ -81,7 +82,7 @@ def check_output_file(path: str | os.PathLike, *, what: str = "output") -> Path:
     """
     path = _absolute(path)
     if path.is_dir():
-        raise OutputError(f"{what} {path} is a folder; give a file path (e.g. {path / 'out.json'})")
+        raise OutputError(f"{what} {path} is a folder; give a file path (e.g. {path / example})")
     _probe_writable(path.parent, what, path)
     return path
 
@@ -107,15 +108,22 @@ def write_marker(folder: str | os.PathLike, kind: str) -> None:
 
 
 def _foreign(folder: Path, owned: Owned | None) -> list[str]:
-    """The entries that make ``folder`` not ovdet's to reuse or replace (empty when it is)."""
+    """The entries that make ``folder`` not ovdet's to reuse or replace (empty when it is), named without ovdet's
+    own files (its marker, a saved model's files) so the message shows what is the user's."""
     entries = sorted(p.name for p in folder.iterdir())
     if not entries or (owned is not None and owned(folder)):
         return []
-    return entries
+    ours = {MARKER, "config.json", "model.safetensors", "train_state.safetensors", "train_state.json"}
+    return [e for e in entries if e not in ours] or entries
 
 
 def check_output_dir(
-    path: str | os.PathLike, *, what: str = "output folder", owned: Owned | None = None, overwrite: bool = False
+    path: str | os.PathLike,
+    *,
+    what: str = "output folder",
+    owned: Owned | None = None,
+    overwrite: bool = False,
+    fix: str = "pass overwrite=True (--overwrite) to write there anyway",
 ) -> Path:
     """Check that ``path`` can be used as an output folder; returns it as an absolute path.
 
@@ -132,10 +140,8 @@ def check_output_dir(
         foreign = _foreign(path, owned)
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise OutputError(
-                f"{what} {path} already holds files ovdet did not write ({shown}); choose a new or empty folder, "
-                "or pass overwrite=True (--overwrite) to write there anyway"
-            )
+            raise OutputError(f"{what} {path} already holds files ovdet did not write ({shown}); choose a new or "
+                              f"empty folder, or {fix}")  # fmt: skip
     _probe_writable(path, what, path)
     return path
 
@@ -215,6 +221,22 @@ def atomic_folder(
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when the swap succeeded
+
+
+def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' ``save_file`` (torch tensors), with a full disk reported as the ``OSError`` it is: safetensors
+    raises its own error type for it, which would otherwise surface as a traceback instead of one line."""
+    import errno
+
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        if "No space left" in str(e):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from e
+        raise
 
 
 class JsonArrayWriter:

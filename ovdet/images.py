@@ -114,7 +114,10 @@ def _expand_path(text: str) -> list[str]:
         raise SourceError(f"'{text}' is a URL; predict() reads local images. For streams and URLs use `ovdet stream`")
     path = Path(text).expanduser()
     if path.is_dir():
-        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        # a broken link is kept: reading it fails, so it is reported (skipped and listed), not silently left out
+        files = sorted(
+            str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink())
+        )
         if not files:
             raise SourceError(f"no images in folder {path} (looked for {', '.join(IMAGE_SUFFIXES)}, in any case)")
         return files
@@ -125,6 +128,8 @@ def _expand_path(text: str) -> list[str]:
             raise SourceError(f"the pattern '{text}' matches no image files")
         return files
     if not path.is_file():
+        if path.exists():
+            raise SourceError(f"{path} is not a regular file (a FIFO, a device?); give an image file")
         raise SourceError(f"image file not found: {path}")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         raise SourceError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,14 +74,28 @@ class Result:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def __getitem__(self, index: slice | np.ndarray | list[int]) -> Result:
-        """A ``Result`` with the selected detections: a slice, a boolean mask or an index array."""
+    def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> Result:
+        """A ``Result`` with the selected detections: an index (one detection), a slice, a boolean mask or an index
+        array.
+
+        Raises:
+            IndexError: an integer index out of range.
+        """
         if isinstance(index, (int, np.integer)):
-            index = slice(int(index), int(index) + 1 or None)
+            i = int(index)
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"detection index {i} is out of range for a Result of {len(self)} detections")
+            i %= len(self)
+            index = slice(i, i + 1)
         masks = self.masks[index] if self.masks is not None else None
         return dataclasses.replace(
             self, boxes=self.boxes[index], scores=self.scores[index], class_ids=self.class_ids[index], masks=masks
         )
+
+    def __iter__(self) -> Iterator[Result]:
+        """Each detection as a one-detection ``Result`` (``for d in result: d.boxes[0], d.labels[0]``)."""
+        for i in range(len(self)):
+            yield self[i]
 
     @property
     def labels(self) -> list[str]:
@@ -106,16 +121,22 @@ class Result:
         """Write the annotated image to ``path`` (format from the suffix) atomically; returns the path.
 
         Raises:
-            ValueError: no image to draw on, or an image format OpenCV cannot write.
+            ValueError: no image to draw on.
+            OutputError: ``path`` is a folder, sits below a file, cannot be written, or has a suffix that is not an
+                image format (``.txt``).
         """
         import cv2
 
-        from .fileio import atomic_write_bytes
+        from .errors import OutputError
+        from .fileio import atomic_write_bytes, check_output_file
 
         suffix = os.path.splitext(str(path))[1] or ".jpg"
+        if not cv2.haveImageWriter(f"x{suffix}"):
+            raise OutputError(f"cannot write an image as '{suffix}' ({path}); use .jpg, .png, .bmp, .tif or .webp")
+        check_output_file(path, what="image", example=f"out{suffix}")
         ok, buf = cv2.imencode(suffix, self.plot(image))
         if not ok:
-            raise ValueError(f"cannot encode an image as '{suffix}'; use .jpg or .png")
+            raise OutputError(f"cannot encode an image as '{suffix}' ({path}); use .jpg or .png")
         atomic_write_bytes(path, buf.tobytes())
         return str(path)
 

@@ -50,3 +50,11 @@ def test_a_prompt_longer_than_the_context_is_named(tiny_encoder, caplog):
     long = "a " + "very " * 80 + "red circle"
     tiny_encoder.encode([long, "short"])
     assert any("is cut to its first 75" in r.message and "very very" in r.message for r in caplog.records)
+
+
+def test_class_files_from_windows_and_inline_comments(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("red circle\r\nblue ring  # the donut one\r\nc#\r\n", encoding="utf-8-sig")  # BOM, CRLF
+    assert read_class_file(path) == {"red circle": ["red circle"], "blue ring": ["blue ring"], "c#": ["c#"]}
+    with pytest.raises(VocabularyError, match="duplicate"):
+        normalize_classes(["red circle", "red\u200b circle"])  # a zero-width space does not make a new class

@@ -60,3 +60,22 @@ def test_to_supervision():
     assert isinstance(det, sv.Detections) and len(det) == 3
     np.testing.assert_array_equal(det.class_id, [1, 0, 1])
     assert det.data["class_name"].tolist() == ["dog", "cat", "dog"]
+
+
+def test_iterating_gives_each_detection_and_ends():
+    r = Result(np.array([[0, 0, 2, 2], [1, 1, 3, 3]]), np.array([0.9, 0.5]), np.array([0, 1]), ("a", "b"), (10, 10))
+    assert [d.labels for d in r] == [["a"], ["b"]] and r[-1].labels == ["b"]
+    with pytest.raises(IndexError, match="out of range"):
+        r[2]
+
+
+def test_save_errors_are_output_errors(tmp_path):
+    from ovdet.errors import OutputError
+
+    r = Result(np.zeros((0, 4)), np.zeros(0), np.zeros(0), ("a",), (8, 8), image=np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "f").write_text("x")
+    for path, message in ((tmp_path / "x.txt", "cannot write an image as '.txt'"), (tmp_path, "is a folder"),
+                          (tmp_path / "f" / "x.jpg", "is a file, not a folder")):  # fmt: skip
+        with pytest.raises(OutputError, match=message):
+            r.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]

@@ -11,6 +11,7 @@ from ..errors import VocabularyError
 __all__ = [
     "add_model_args",
     "add_class_args",
+    "quiet_opencv",
     "prepare_compute",
     "resolve_model",
     "parse_classes",
@@ -51,7 +52,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, device_default: str | Non
     parser.add_argument(
         "--text-encoder",
         default=None,
-        help="text encoder spec for a model built from a config (default ViT-B-32-quickgelu:openai)",
+        help="text encoder spec: for a config, the encoder to build with (default: the one the config names, else "
+        "ViT-B-32-quickgelu:openai); for a saved model, the same tower from elsewhere, e.g. its weights as a file "
+        "offline: 'ViT-B-32-quickgelu:/path/open_clip_model.safetensors'",
     )
     parser.add_argument("--device", default=device_default, help="cpu, cuda, cuda:1, mps (default: cpu)")
     parser.add_argument(
@@ -72,6 +75,15 @@ def add_class_args(parser: argparse.ArgumentParser, *, default_help: str = "") -
     parser.add_argument(
         "--classes-file", help="a text file with one class per line (same NAME=PROMPT|PROMPT syntax; # comments)"
     )
+
+
+def quiet_opencv() -> None:
+    """Keep OpenCV's and FFmpeg's own warnings (a damaged packet, a truncated JPEG) off the terminal: ovdet reports
+    each unreadable input in one line of its own. ``ovdet -v`` shows them."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg opens a file
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def prepare_compute(device: str | None, threads: int | None, imgsz: int | None = None, batch: int = 1) -> str:
@@ -118,15 +130,48 @@ def parse_classes(classes: str | None, classes_file: str | None) -> dict[str, li
     return merged
 
 
-def check_input_output_clash(inputs: list[str], outputs: list[os.PathLike | str]) -> None:
-    """Refuse an output path that is one of the inputs (``ovdet predict a.jpg --json a.jpg``).
+def input_files(sources: list) -> set[str]:
+    """The real paths of every local file the sources read: files, the images of folders and globs."""
+    import glob
+
+    from ..images import IMAGE_SUFFIXES
+
+    found: set[str] = set()
+    for source in sources:
+        if not isinstance(source, (str, os.PathLike)):
+            continue
+        text = os.path.expanduser(os.fspath(source))
+        if os.path.isdir(text):
+            found.update(os.path.realpath(e.path) for e in os.scandir(text) if e.name.lower().endswith(IMAGE_SUFFIXES))
+        elif any(ch in text for ch in "*?["):
+            found.update(os.path.realpath(f) for f in glob.glob(text, recursive=True))
+        elif os.path.exists(text):
+            found.add(os.path.realpath(text))
+    return found
+
+
+def check_outputs(outputs: dict[str, os.PathLike | str | None], sources: list) -> None:
+    """Refuse outputs that are inputs (``ovdet stream a.mp4 --out a.mp4``) or the same file twice
+    (``--out x.mp4 --json x.mp4``): ovdet never writes over what it reads, nor one output over another.
+
+    Args:
+        outputs: Option name (as the user typed it) → output path, ``None`` when not given.
+        sources: The inputs as given (paths, folders, globs; other kinds are ignored).
 
     Raises:
-        OutputError: an output would replace an input.
+        OutputError: naming the option and the clash.
     """
     from ..errors import OutputError
 
-    given = {os.path.realpath(p) for p in inputs if isinstance(p, str)}
-    for out in outputs:
-        if out is not None and os.path.realpath(out) in given:
-            raise OutputError(f"output {out} is one of the inputs; ovdet never writes over its input, choose another path")
+    inputs = input_files(sources)
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        real = os.path.realpath(os.path.expanduser(os.fspath(path)))
+        if real in inputs:
+            raise OutputError(f"{option} {path} is one of the inputs; ovdet never writes over what it reads, choose "
+                              "another path")  # fmt: skip
+        if real in seen:
+            raise OutputError(f"{option} and {seen[real]} are the same file ({path}); give each output its own path")
+        seen[real] = option

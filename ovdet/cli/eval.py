@@ -51,12 +51,14 @@ def run(args: argparse.Namespace) -> int:
     from ..data.datasets import load_dataset_config, load_split
     from ..engine.evaluate import evaluate
     from ..fileio import check_output_dir, has_marker
-    from .common import prepare_compute
+    from .common import prepare_compute, quiet_opencv
 
     check_output_dir(args.out, what="--out folder", owned=has_marker("eval"), overwrite=args.overwrite)
     data = load_dataset_config(args.data)
     split = load_split(data, args.split, strict=args.strict)
     device = prepare_compute(args.device, args.threads, args.imgsz, args.batch)
+    if not getattr(args, "verbose", False):
+        quiet_opencv()
     model = resolve_model(args.model, args.text_encoder, device)
     metrics = evaluate(
         model, split, texts=data.texts, metric=args.metric, conf=args.conf, iou=args.iou, max_det=args.max_det,

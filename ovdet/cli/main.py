@@ -9,10 +9,13 @@ other status is a bug (with a traceback).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 
 from ..errors import OVDetError
 from . import convert, predict, stream, train
@@ -21,14 +24,28 @@ from . import eval as eval_command
 COMMANDS = [predict, stream, convert, train, eval_command]
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # the disk, not ovdet: one line, not a traceback
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C's ``KeyboardInterrupt`` so every ``finally`` closes outputs."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+STOP = threading.Event()  # set by the first SIGINT/SIGTERM; long loops poll it (see ovdet.engine.train's should_stop)
+_REPEAT_S = 2.0  # a second signal within this time is the same request (a double key press), not a new one
+_first_signal: list[float] = []
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    # An exception raised from a signal handler can land inside a __del__ or weakref callback (DataLoader workers
+    # shutting down), where Python only prints "Exception ignored". So the request is also recorded in STOP, which
+    # loops check at a safe point; and a repeat within _REPEAT_S does not raise again into the cleanup of the first.
+    now = time.monotonic()
+    if STOP.is_set() and now - _first_signal[0] < _REPEAT_S:
+        return
+    STOP.set()
+    _first_signal[:] = [now]
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,11 +75,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="ovdet: %(message)s")
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    if not args.verbose:
+        logging.getLogger("lvis").setLevel(logging.ERROR)  # "Assuming user provided the results in correct format."
+    STOP.clear()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # a job started with SIGINT ignored (nohup, `cmd &`) keeps ignoring it
+            signal.signal(sig, _on_signal)
     try:
         return int(args.func(args) or 0)
     except OVDetError as e:
         print(f"ovdet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in _FULL_OR_READ_ONLY:
+            raise  # anything else is a bug: the traceback says where
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"ovdet {args.command}: error: {e.strerror}{where}; free some space or write elsewhere (outputs "
+              "written so far are complete and valid)", file=sys.stderr)  # fmt: skip
         return 2
     except Terminated:
         print(f"ovdet {args.command}: terminated (SIGTERM); outputs closed", file=sys.stderr)
@@ -71,4 +101,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ovdet {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -35,8 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
     p.add_argument("--save", metavar="DIR", help="write annotated images to DIR (new, empty, or an earlier --save)")
     p.add_argument("--json", metavar="FILE", help="write all detections to FILE as a JSON array")
-    p.add_argument("--overwrite", action="store_true", help="write into --save DIR even if it holds other files")
+    p.add_argument("--overwrite", action="store_true", help="write into --save DIR even if it holds other files (none "
+                   "of them is replaced: a taken name gets a suffix)")
     p.set_defaults(func=run)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _unique_name(folder: Path, name: str, taken: set[str]) -> Path:
@@ -49,41 +54,58 @@ def _unique_name(folder: Path, name: str, taken: set[str]) -> Path:
 
 
 def _check_outputs(args: argparse.Namespace, items: list) -> tuple[Path | None, Path | None]:
-    """The --save folder and --json file, checked (and the folder created) before the model loads."""
+    """The --save folder and --json file, checked before the model loads (nothing is created yet)."""
     from ..errors import OutputError
     from ..fileio import check_output_dir, check_output_file, has_marker
+    from .common import check_outputs
 
-    paths = [os.path.realpath(item) for item in items if isinstance(item, str)]
     json_path = check_output_file(args.json, what="--json file") if args.json else None
-    if json_path is not None and str(json_path) in paths:
-        raise OutputError(f"--json {args.json} is one of the input images; choose another file")
+    check_outputs({"--json": args.json}, args.source)
     if not args.save:
         return None, json_path
     save = Path(os.path.realpath(args.save))
-    if any(Path(p).parent == save for p in paths):
+    if any(Path(os.path.realpath(item)).parent == save for item in items if isinstance(item, str)):
         raise OutputError(f"--save {args.save} holds input images, which ovdet never writes over; choose another folder")
     return check_output_dir(save, what="--save folder", owned=has_marker("predict"), overwrite=args.overwrite), json_path
+
+
+def _open_save_dir(save_dir: Path, overwrite: bool) -> set[str]:
+    """Create (or reuse) the --save folder; returns the names that must not be written over.
+
+    A new, empty or earlier --save folder becomes ovdet's (marked): its images may be replaced. A folder of the user's
+    taken with --overwrite is written into without being marked, and none of its files is ever replaced: an output
+    whose name is taken gets a suffix (``photo_1.jpg``).
+    """
+    from ..fileio import has_marker, prepare_output_dir
+
+    if not save_dir.exists() or not any(save_dir.iterdir()) or has_marker("predict")(save_dir):
+        prepare_output_dir(save_dir, kind="predict", what="--save folder", overwrite=overwrite)
+        return set()
+    save_dir.mkdir(parents=True, exist_ok=True)
+    return {p.name for p in save_dir.iterdir()}
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..errors import VocabularyError
-    from ..fileio import JsonArrayWriter, prepare_output_dir
+    from ..fileio import JsonArrayWriter
     from ..images import resolve_images
-    from .common import parse_classes, prepare_compute
+    from .common import parse_classes, prepare_compute, quiet_opencv
 
     given = args.classes is not None or args.classes_file is not None
     classes = parse_classes(args.classes, args.classes_file) if given else None
     items = resolve_images(args.source)  # missing files, videos, empty folders: before anything else
     save_dir, json_path = _check_outputs(args, items)
-    device = prepare_compute(args.device, args.threads, args.imgsz, args.batch)
+    device = prepare_compute(args.device, args.threads, args.imgsz, min(args.batch, len(items)))
+    if not getattr(args, "verbose", False):
+        quiet_opencv()
     model = resolve_model(args.model, args.text_encoder, device)
     if classes is not None:
         model.set_classes(classes)
     elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary
         raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
-    taken: set[str] = set()
+    taken = _open_save_dir(save_dir, args.overwrite) if save_dir else set()  # before the JSON, which may live inside
     skipped: list[str] = []
     done = 0
     writer = JsonArrayWriter(json_path, indent=None, what="--json file") if json_path else None
@@ -91,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     def skip(path: str, error: Exception) -> None:
         skipped.append(path)
-        bar.write(f"ovdet predict: warning: skipping {error}", file=sys.stderr)
+        bar.write(f"ovdet predict: warning: skipping: {error}", file=sys.stderr)
         bar.update()
 
     try:
@@ -100,16 +122,17 @@ def run(args: argparse.Namespace) -> int:
             agnostic=args.agnostic, keep_images=save_dir is not None, on_error=skip,
         )  # fmt: skip
         for result in results:
-            counts = Counter(result.labels)
+            record = result.to_dict()
+            if save_dir:
+                saved = _unique_name(save_dir, Path(result.path or "image.jpg").name, taken)
+                result.save(saved)
+                record["saved"] = str(saved)
+            if writer is not None:
+                writer.write(record)
+            done += 1
+            counts = Counter(result.labels)  # printed once on disk: a line seen is a result kept
             summary = ", ".join(f"{n} {label}" for label, n in counts.most_common()) or "no detections"
             bar.write(f"{result.path or 'image'}: {summary}", file=sys.stdout)
-            if save_dir:
-                if not taken:  # created on the first image, so a run that fails before leaves no folder behind
-                    prepare_output_dir(save_dir, kind="predict", what="--save folder", overwrite=args.overwrite)
-                result.save(_unique_name(save_dir, Path(result.path or "image.jpg").name, taken))
-            if writer is not None:
-                writer.write(result.to_dict())
-            done += 1
             bar.update()
     finally:
         bar.close()
@@ -118,10 +141,11 @@ def run(args: argparse.Namespace) -> int:
         if save_dir and done:
             print(f"annotated images: {save_dir}", file=sys.stderr)
         if writer is not None:
-            print(f"detections: {json_path} ({writer.count} images)", file=sys.stderr)
+            print(f"detections: {json_path} ({_count(writer.count, 'image')})", file=sys.stderr)
     if skipped:
         print(
-            f"ovdet predict: {done} images predicted, {len(skipped)} skipped (unreadable): {', '.join(skipped)}",
+            f"ovdet predict: {_count(done, 'image')} predicted, {len(skipped)} skipped (unreadable): "
+            + ", ".join(skipped),
             file=sys.stderr,
         )
         return EXIT_SKIPPED

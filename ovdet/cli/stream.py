@@ -6,7 +6,15 @@ import argparse
 import os
 import sys
 
-from .common import add_class_args, add_model_args, parse_classes, positive_int, probability, resolve_model
+from .common import (
+    add_class_args,
+    add_model_args,
+    parse_classes,
+    positive_int,
+    probability,
+    quiet_opencv,
+    resolve_model,
+)
 
 HELP = "detect free-text classes in a video, webcam, stream URL or image folder"
 EPILOG = """examples:
@@ -74,15 +82,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _quiet_opencv() -> None:
-    # OpenCV and FFmpeg print their own warnings for every failed open or damaged packet; ovdet reports those in
-    # one line of its own, so the command line keeps them out unless --verbose is given
-    import cv2
-
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg opens a file
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-
 def _print_frame(result) -> None:  # noqa: ANN001 (a Result)
     from collections import Counter
 
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, VocabularyError
     from ..fileio import check_output_file
     from ..sources import Reconnect, open_sources
-    from .common import prepare_compute
+    from .common import check_outputs, prepare_compute
 
     given = args.classes is not None or args.classes_file is not None
     classes = parse_classes(args.classes, args.classes_file) if given else None
@@ -108,12 +107,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
     videos = video_paths(args.out, len(args.source)) if args.out else []
     for video in videos:
-        check_output_file(video, what="--out video")
+        check_output_file(video, what="--out video", example="out.mp4")
     if args.json:
-        check_output_file(args.json, what="--json file")
-    device = prepare_compute(args.device, args.threads, args.imgsz)
+        check_output_file(args.json, what="--json file", example="out.jsonl")
+    check_outputs({**{f"--out ({v.name})" if len(videos) > 1 else "--out": v for v in videos}, "--json": args.json},
+                  args.source)  # fmt: skip
+    device = prepare_compute(args.device, args.threads, args.imgsz, len(args.source))  # a frame of each per pass
     if not getattr(args, "verbose", False):
-        _quiet_opencv()
+        quiet_opencv()
     reconnect = Reconnect(attempts=args.reconnect_attempts, backoff=args.reconnect_delay)
     # open (and check) every source before loading the model: a typo fails in a second, not after the load
     sources = open_sources(args.source, vid_stride=args.vid_stride, reconnect=reconnect)

@@ -52,6 +52,15 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out RUN, the run folder to continue")
+        fixed = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in ("device", "workers", "out")]
+        if args.config:
+            fixed.append("--config")
+        if fixed:
+            raise ConfigError(
+                f"{', '.join(fixed)} cannot change when resuming (the run continues as it started; the learning-rate "
+                f"schedule depends on them); to train on from where it stopped with other settings, fine-tune: "
+                f"ovdet train --model {args.out}/last ... --out NEW_RUN"
+            )
         settings = resume_settings(args.out, device=args.device, workers=args.workers, **_pairs(args.set))
     else:
         settings = load_settings(args.config, {**flags, **_pairs(args.set)})
@@ -64,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     logging.getLogger("ovdet.engine.train").setLevel(logging.INFO)  # one line per epoch: losses and validation AP
     with logging_redirect_tqdm():
-        run_dir = train(settings, resume=args.resume, progress=not args.quiet)
+        from .main import STOP
+
+        run_dir = train(settings, resume=args.resume, progress=not args.quiet, should_stop=STOP.is_set)
     print(f"run: {run_dir} (best model: {run_dir / 'best'}, last: {run_dir / 'last'})")
     return 0

@@ -74,6 +74,7 @@ class SplitData:
     category_ids: tuple[int, ...]
     annotations: Path | None = None  # the COCO json the metrics are computed against, when there is one
     categories: list[dict[str, Any]] = field(default_factory=list)  # raw category entries (extra fields kept)
+    missing: list[str] = field(default_factory=list)  # image files listed but missing or empty (skipped, reported)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class _Issues:
 
     def __init__(self, where: str, strict: bool):
         self.where, self.strict, self.counts, self.clipped = where, strict, Counter(), 0
+        self.missing: list[str] = []  # image files, for evaluation to list as skipped
 
     def add(self, kind: str, detail: str) -> None:
         if self.strict:
@@ -129,8 +131,8 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
         raise DatasetError(f"dataset file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise DatasetError(f"cannot read dataset file {path}: {e}") from e
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise DatasetError(f"cannot read dataset file {path} ({type(e).__name__}); it must be a YAML text file") from e
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a mapping with train/val splits")
     base = path.parent
@@ -204,12 +206,16 @@ def _image_entries(data: dict, images_dir: Path, issues: _Issues) -> dict[int, t
     entries = {}
     for img in data["images"]:
         iid = img.get("id")
+        if not isinstance(iid, int) or isinstance(iid, bool):
+            issues.add("image ids that are not integers", repr(iid))
+            continue
         if iid in entries:
             issues.add("duplicate image ids", str(iid))
             continue
         file = images_dir / str(img.get("file_name", ""))
         if not file.is_file() or file.stat().st_size == 0:
             issues.add("missing or empty image files", str(file))
+            issues.missing.append(str(file))
             continue
         entries[iid] = (str(file), (int(img.get("height", 0)), int(img.get("width", 0))), img)
     return entries
@@ -254,6 +260,7 @@ def load_split(config: DatasetConfig, split: str, *, strict: bool = False) -> Sp
     issues.report()
     if not data.records:
         raise DatasetError(f"{config.path} split '{split}' has no usable images")
+    data.missing = list(issues.missing)
     return data
 
 
@@ -314,6 +321,7 @@ def _load_yolo(images_dir: Path, names: tuple[str, ...], issues: _Issues, split:
     for index, file in enumerate(files):
         if file.stat().st_size == 0:
             issues.add("missing or empty image files", str(file))
+            issues.missing.append(str(file))
             continue
         label_file = _label_path(file)
         rows = []

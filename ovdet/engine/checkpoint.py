@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..fileio import save_safetensors
 
 __all__ = ["write_train_state", "read_train_state", "read_train_info", "rng_state", "set_rng_state"]
 
@@ -59,8 +60,6 @@ def write_train_state(
     info: dict[str, Any],
 ) -> None:
     """Write the resume state into ``folder`` (the temporary folder of an atomic model save)."""
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     tensors.update({f"model.{k}": v for k, v in model_state.items()})
     tensors.update({f"ema.{k}": v for k, v in ema_state.items()})
@@ -75,7 +74,7 @@ def write_train_state(
                 opt_meta["state"][str(pid)][name] = value
     rng_tensors, rng_meta = rng_state()
     tensors.update(rng_tensors)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(folder / STATE_TENSORS))
+    save_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, folder / STATE_TENSORS)
     meta = {**info, "optimizer": opt_meta, "rng": rng_meta}
     (folder / STATE_JSON).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..data.datasets import SplitData
+from ..errors import DatasetError
 from ..fileio import JsonArrayWriter, atomic_write_text, prepare_output_dir
 from ..io.formats import to_coco_detections
 from ..model.detector import OVDetector
@@ -79,7 +80,9 @@ def _coco_metrics(
     if not predictions:  # loadRes refuses an empty list; nothing found is AP 0 wherever there is something to find
         stats = {k: 0.0 for k in COCO_KEYS}
         return stats
-    coco_dt = _quiet(coco_gt.loadRes, predictions)
+    # loadRes adds "segmentation", "area" and "id" to the dicts it is given: give it copies, so the predictions
+    # stay what the model made (a box model's would otherwise look like masks to the segm metrics)
+    coco_dt = _quiet(coco_gt.loadRes, [dict(p) for p in predictions])
     ev = COCOeval(coco_gt, coco_dt, "bbox")
     if cat_ids is not None:
         ev.params.catIds = cat_ids
@@ -208,13 +211,22 @@ def evaluate(
     max_det = max_det or (1000 if metric == "lvis" else 300)
     # the ground truth is read, mended and checked before any prediction: a problem shows in a second, not at the end
     gt = normalize_ground_truth(_coco_ground_truth(split), metric=metric, source=str(split.annotations or split.name))
+    if group_by and not any(group_by in c for c in split.categories):
+        fields = sorted({k for c in split.categories for k in c} - {"id", "name"})
+        raise DatasetError(
+            f"no category of {split.name} has the field {group_by!r} to group by; its categories have "
+            f"{', '.join(fields) or 'only id and name'}"
+        )
     if out_dir is not None:
         out_dir = prepare_output_dir(out_dir, kind="eval", what="evaluation folder", overwrite=overwrite)
+        # an earlier run's metrics would sit beside this run's predictions until it ends: a stop would leave them
+        # mismatched (ovdet's own file, in a folder ovdet marked or the user gave with overwrite)
+        (out_dir / "metrics.json").unlink(missing_ok=True)
     previous = model.vocabulary if model.names else None
     texts = texts or {}
     model.set_classes({name: list(texts.get(name, (name,))) for name in split.names})
     by_path = {r.path: r for r in split.records}
-    skipped: list[str] = []
+    skipped: list[str] = list(split.missing)  # listed in the annotations but missing or empty: not evaluated
     done: list[int] = []
     predictions: list[dict] = []
     writer = JsonArrayWriter(Path(out_dir) / "predictions.json") if out_dir is not None else None
@@ -242,7 +254,8 @@ def evaluate(
         if previous is not None:
             model.set_vocabulary(previous)
     if skipped:
-        logger.warning("%d of %d images could not be read and are left out of the metrics", len(skipped), len(by_path))
+        logger.warning("%d of %d images could not be read and are left out of the metrics", len(skipped),
+                       len(by_path) + len(split.missing))  # fmt: skip
     img_ids = done if skipped else None  # the images evaluated, when some could not be read
     if metric == "lvis":
         if skipped:

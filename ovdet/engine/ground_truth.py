@@ -12,8 +12,10 @@ Valid COCO json varies in ways the metric code does not forgive:
   there (which makes LVIS AP count its false positives, as COCO AP does); without ``frequency`` for every category,
   APr/APc/APf are not applicable and reported as ``None`` (the returned dict then has ``"_frequency_unknown"``).
 
-What cannot be mended (no images, no categories, an annotation without a box or of an unknown image) is one
-:class:`~ovdet.errors.DatasetError` naming it, raised before the model runs.
+What the dataset loader skips (and counts in its warning) — an annotation without a valid box, of an unknown image
+or category, an image whose id is duplicated or not an integer — is left out here too, so the metrics are computed
+on exactly what was loaded. What cannot be mended (no images, no categories) is one
+:class:`~ovdet.errors.DatasetError`, raised before the model runs.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ def normalize_ground_truth(gt: dict[str, Any], *, metric: str = "coco", source: 
     the formats intend (see the module docstring).
 
     Raises:
-        DatasetError: the ground truth has no images or categories, or an annotation has no valid box, an unknown
-            image or an unknown category.
+        DatasetError: the ground truth has no images (with integer ids) or no categories.
     """
     gt = copy.deepcopy(gt)
     images, categories = gt.get("images"), gt.get("categories")
@@ -40,24 +41,33 @@ def normalize_ground_truth(gt: dict[str, Any], *, metric: str = "coco", source: 
         raise DatasetError(f"{source} lists no images")
     if not categories or not isinstance(categories, list):
         raise DatasetError(f"{source} lists no categories")
-    image_ids = {img.get("id") for img in images}
+    # what the dataset loader skipped (and counted in its warning) is left out here too: duplicate or non-integer
+    # image ids, annotations without a valid box, of an unknown image or of an unknown category
+    kept_images, image_ids = [], set()
+    for img in images:
+        iid = img.get("id")
+        if isinstance(iid, int) and not isinstance(iid, bool) and iid not in image_ids:
+            kept_images.append(img)
+            image_ids.add(iid)
+    if not kept_images:
+        raise DatasetError(f"{source} lists no image with an integer id")
+    gt["images"] = images = kept_images
     category_ids = [c.get("id") for c in categories]
-    annotations = gt.get("annotations") or []
-    for new_id, ann in enumerate(annotations, 1):
+    known_categories = set(category_ids)
+    annotations = []
+    for ann in gt.get("annotations") or []:
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise DatasetError(f"{source}: annotation {ann.get('id')} has no valid bbox [x, y, width, height]")
-        if ann.get("image_id") not in image_ids:
-            raise DatasetError(f"{source}: annotation {ann.get('id')} refers to image {ann.get('image_id')}, not listed")
-        if ann.get("category_id") not in category_ids:
-            raise DatasetError(
-                f"{source}: annotation {ann.get('id')} has category {ann.get('category_id')}, not listed in categories"
-            )
+        valid_box = isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox
+        )
+        if valid_box and ann.get("image_id") in image_ids and ann.get("category_id") in known_categories:
+            annotations.append(ann)
+    for new_id, ann in enumerate(annotations, 1):
         ann["id"] = new_id  # pycocotools takes id 0 as "no match"; the ids mean nothing to the metrics
         ann.setdefault("iscrowd", 0)
         ann["iscrowd"] = int(bool(ann["iscrowd"]))
         if "area" not in ann:
-            ann["area"] = float(bbox[2]) * float(bbox[3])
+            ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
     gt["annotations"] = annotations
     if metric == "lvis":
         present: dict[Any, set] = {iid: set() for iid in image_ids}

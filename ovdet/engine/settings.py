@@ -11,7 +11,6 @@ import yaml
 
 from ..data.augment import AugmentConfig
 from ..errors import ConfigError
-from ..text.spec import DEFAULT_TEXT_ENCODER
 from .loss import LossWeights
 
 __all__ = ["TrainSettings", "load_settings", "apply_overrides"]
@@ -24,7 +23,8 @@ class TrainSettings:
     Attributes:
         data: Dataset YAML.
         model: An architecture config name/YAML (fresh weights) or a saved model folder (fine-tuning).
-        text_encoder: Text-encoder spec for a fresh model (a saved model brings its own); always frozen.
+        text_encoder: Text-encoder spec for a fresh model (a saved model brings its own); ``None``: the one the
+            config names (e.g. MobileCLIP-B for YOLOE), else ``ViT-B-32-quickgelu:openai``. Always frozen.
         out: Run folder.
         epochs, imgsz, batch: Schedule length, square training size, images per step (over all processes).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
@@ -53,7 +53,7 @@ class TrainSettings:
 
     data: str
     model: str = "ovdet-s"
-    text_encoder: str = DEFAULT_TEXT_ENCODER
+    text_encoder: str | None = None
     out: str = "runs/train"
     epochs: int = 100
     imgsz: int = 640
@@ -115,7 +115,7 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
     if key not in fields:
         raise ConfigError(f"unknown setting '{key}'; valid: {', '.join(sorted(fields))}")
     default = getattr(cls(**({"data": ""} if cls is TrainSettings else {})), key)
-    if not isinstance(value, str) or isinstance(default, str):
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
         return value
     if isinstance(default, bool):
         if value.lower() in ("1", "true", "yes", "on"):

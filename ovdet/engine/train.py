@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,18 @@ def _class_prompts(split: SplitData, texts: dict[str, tuple[str, ...]]) -> list[
     return [texts.get(name, (name,)) for name in split.names]
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 5)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"  # not applicable (no objects to find), as ovdet eval prints it
+
+
+def _absolute_if_path(spec: str) -> str:
+    return os.path.abspath(spec) if os.path.exists(spec) else spec  # a config or weights name stays a name
+
+
 def _is_run_folder(folder: Path) -> bool:
     """A folder ``train`` may write into: one it marked, or a run of an ovdet that wrote no marker yet."""
     return has_marker("train")(folder) or (folder / "settings.yaml").is_file()
@@ -82,6 +95,7 @@ def _build_model(settings: TrainSettings) -> OVDetector:
     fresh weights, a saved folder or known weights (e.g. ``ovdet-synth``) to fine-tune."""
     from ..io.resolve import resolve_model
 
+    # a saved model brings its own text encoder: resolve_model warns if one was given anyway (it is then ignored)
     return resolve_model(settings.model, text_encoder=settings.text_encoder, for_training=True)
 
 
@@ -129,12 +143,29 @@ def resume_settings(run: str | os.PathLike, **overrides: Any) -> TrainSettings:
         raise CheckpointError(f"nothing to resume in {run}: it has no last/ checkpoint; start the run without --resume")
     meta = read_train_info(last)  # the settings only: the tensors are read once, by train()
     saved = dict(meta["settings"])
+    saved["out"] = str(run)  # the run continues where it is now, even if it was moved or copied since
     settings = apply_overrides(TrainSettings(data=saved.pop("data")), saved)
-    return apply_overrides(settings, {k: v for k, v in overrides.items() if v is not None})
+    settings = apply_overrides(settings, {k: v for k, v in overrides.items() if v is not None})
+    if not Path(settings.data).is_file():
+        raise CheckpointError(
+            f"the run in {run} trained on {settings.data}, which is not there now; pass its new place with "
+            "--set data=PATH/data.yaml"
+        )
+    return settings
 
 
-def train(settings: TrainSettings, *, resume: bool = False, progress: bool = True) -> Path:
+def train(
+    settings: TrainSettings,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
     """Train a detector, or with ``resume=True`` continue the run in ``settings.out``; returns the run folder.
+
+    ``should_stop`` is polled after every step; when it says so, training stops with ``KeyboardInterrupt`` (the
+    command line sets it on Ctrl-C and SIGTERM, whose exception alone can be lost inside a data-loader worker's
+    cleanup). ``last/`` holds the last finished epoch, so ``resume=True`` continues from there.
 
     Raises:
         DatasetError, ConfigError, CheckpointError: bad data or settings (a device this machine lacks, an image size
@@ -142,9 +173,11 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
         OutputError: ``settings.out`` is a file, a folder of files ovdet did not write, or not writable.
     """
     resolve_device(settings.device)  # before anything else: "cuda" on a machine without one is one clear error
+    # paths are recorded absolute, so the run resumes from any working directory
+    settings = dataclasses.replace(settings, data=os.path.abspath(settings.data), model=_absolute_if_path(settings.model))
     check_memory(settings.imgsz * settings.imgsz, batch=settings.batch, device=resolve_device(settings.device))
     run = Path(settings.out)
-    check_output_dir(run, what="run folder", owned=_is_run_folder)
+    check_output_dir(run, what="run folder", owned=_is_run_folder, fix="pass another --out")
     rank, world, device = _distributed(settings.device)
     resume_meta: dict[str, Any] | None = None
     resume_tensors: dict[str, dict[str, torch.Tensor]] = {}
@@ -269,6 +302,8 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
                 optimizer.zero_grad(set_to_none=True)
                 ema.update(model)
             step += 1
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt
             for k, v in items.items():
                 sums[k] += float(v)
             bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in sums.items()}, refresh=False)
@@ -286,9 +321,8 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
             fitness = None
             if val_split is not None and ((epoch + 1) % settings.val_interval == 0 or last_epoch):
                 m = evaluate(eval_model, val_split, texts=data.texts, progress=progress)
-                ap, ap50 = m["AP"] or 0.0, m["AP50"] or 0.0  # None: a val split without objects
-                fitness = 0.1 * ap50 + 0.9 * ap
-                row.update(AP=round(ap, 5), AP50=round(ap50, 5), fitness=round(fitness, 5))
+                fitness = 0.1 * (m["AP50"] or 0.0) + 0.9 * (m["AP"] or 0.0)  # None: a val split without objects
+                row.update(AP=_round(m["AP"]), AP50=_round(m["AP50"]), fitness=round(fitness, 5))
             row["seconds"] = round(time.time() - t0, 1)
             history.append(row)
             improved = fitness is not None and fitness > best_fitness
@@ -304,7 +338,7 @@ def train(settings: TrainSettings, *, resume: bool = False, progress: bool = Tru
             _plot(run, history)
             logger.info(
                 "epoch %d/%d: loss box %.4f cls %.4f dfl %.4f%s (%.0f s)", epoch + 1, settings.epochs, row["box"],
-                row["cls"], row["dfl"], f" | val AP50 {row['AP50']:.4f} AP {row['AP']:.4f}" if "AP" in row else "",
+                row["cls"], row["dfl"], f" | val AP50 {_fmt(row['AP50'])} AP {_fmt(row['AP'])}" if "AP" in row else "",
                 row["seconds"],
             )  # fmt: skip
         if world > 1:

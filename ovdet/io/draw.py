@@ -124,7 +124,10 @@ def _render(text: str, size: int) -> np.ndarray:
 
     runs: list[tuple[Path | None, str]] = []
     for char in text:
-        path = _font_for(char) if not char.isspace() else (runs[-1][0] if runs else _font_for("a"))
+        if char.isspace():  # any font has a space: keep the run going, or start one in the first font
+            path = runs[-1][0] if runs and runs[-1][0] is not None else _font_for("a")
+        else:
+            path = _font_for(char)
         if path is None and char not in _warned_missing:
             _warned_missing.add(char)
             logger.warning("no font here has %r (U+%04X); set OVDET_FONT to one that does", char, ord(char))

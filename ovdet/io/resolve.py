@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from pathlib import Path
 
-from ..errors import CheckpointError, PickleRefusedError, UnknownModelError
+from ..errors import CheckpointError, ConfigError, PickleRefusedError, UnknownModelError
 from ..model import OVDetector, build_detector, list_configs, load_config, load_detector
 from ..model.config import CONFIG_DIR
 from ..text import DEFAULT_TEXT_ENCODER, TextEncoder
@@ -22,15 +23,43 @@ __all__ = ["load_model", "resolve_model", "is_config_spec"]
 logger = logging.getLogger(__name__)
 
 
-def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu") -> OVDetector:
+def with_text_encoder(model: OVDetector, spec: str) -> OVDetector:
+    """``model`` with its text encoder replaced by ``spec``, which must be the same tower: typically the same
+    pretrained weights from a local file (``ViT-B-32-quickgelu:/path/open_clip_model.safetensors``) where the saved
+    model names a tag that cannot be downloaded here.
+
+    Raises:
+        ConfigError: ``spec`` is another architecture than the model's encoder, or gives another dimension.
+    """
+    new = TextEncoder(spec)
+    old = model.text_encoder
+    if new.dim != model.embed_dim or (old is not None and new.model_config != old.model_config):
+        was = f"'{old.spec}'" if old is not None else f"a {model.embed_dim}-d encoder"
+        raise ConfigError(
+            f"text encoder '{spec}' is not the tower this model was trained with ({was}); give the same model "
+            "name with its weights from a file, e.g. 'ViT-B-32-quickgelu:/path/open_clip_model.safetensors'"
+        )
+    model.text_encoder = new
+    return model
+
+
+def load_model(
+    path: str | os.PathLike | None = None, *, device: str = "cpu", text_encoder: str | None = None
+) -> OVDetector:
     """A trained detector: a folder written by ``save()``, a known weights name, or ``None`` for the default model
-    (what :func:`ovdet.load` does).
+    (what :func:`ovdet.load` does). ``text_encoder`` replaces the saved model's encoder by the same tower from
+    elsewhere (see :func:`with_text_encoder`).
 
     Raises:
         CheckpointError: the folder is not a saved model, or no default model is bundled.
         UnknownModelError: neither a folder nor a known weights name (the message lists the known names).
         PickleRefusedError: a pickle checkpoint was given (the message says how to convert it).
     """
+    model = _load(path, device=device)
+    return with_text_encoder(model, text_encoder) if text_encoder is not None else model
+
+
+def _load(path: str | os.PathLike | None, *, device: str) -> OVDetector:
     if path is None:
         name = weights_table.DEFAULT_WEIGHTS
         if name is None:
@@ -38,7 +67,7 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu") ->
                 "no default model is bundled with this ovdet yet; build one with ovdet.build('ovdet-n') "
                 "(random weights), train it with `ovdet train`, or pass a saved model folder"
             )
-        return load_model(name, device=device)
+        return _load(name, device=device)
     text = os.fspath(path)
     spec = weights_table.KNOWN_WEIGHTS.get(text)
     if spec is not None:
@@ -62,7 +91,7 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu") ->
             raise PickleRefusedError(
                 f"{p} is a pickle checkpoint, which ovdet.load never unpickles. If it is an ultralytics YOLO-World or "
                 f"YOLOE model you trust, convert it once: ovdet.from_ultralytics('{p}', trust_pickle=True) or "
-                f"`ovdet convert ultralytics {p} OUT_DIR --trust-pickle`, then load OUT_DIR"
+                f"`ovdet convert ultralytics {shlex.quote(str(p))} OUT_DIR --trust-pickle`, then load OUT_DIR"
             )
         if p.suffix == ".onnx":
             raise CheckpointError(f"{p} is an ONNX export; predict with it through ovdet.load_onnx('{p}')")
@@ -93,7 +122,8 @@ def resolve_model(
 
     A config gives random weights (with a warning unless ``for_training``: then they are the starting point) and
     ``text_encoder`` (default ``ViT-B-32-quickgelu:openai``);
-    a saved model or known weights bring their own encoder, so ``text_encoder`` is ignored there, with a warning.
+    a saved model or known weights bring their own encoder, which ``text_encoder`` may replace by the same tower
+    from elsewhere (:func:`with_text_encoder`: e.g. the weights as a local file, offline).
 
     Raises:
         UnknownModelError: the spec names nothing (the message lists folders, weights and configs it could be).
@@ -107,9 +137,7 @@ def resolve_model(
                 f"({', '.join(sorted(weights_table.KNOWN_WEIGHTS)) or 'none'}), or a config "
                 f"({', '.join(list_configs())}, or a YAML file like those in {CONFIG_DIR})"
             )
-        if text_encoder is not None:
-            logger.warning("--text-encoder is ignored: a saved model brings its own text encoder")
-        return load_model(text, device=device)
+        return load_model(text, device=device, text_encoder=text_encoder)
     if not for_training:
         logger.warning(
             "building '%s' with RANDOM weights: boxes will be meaningless; pass a trained model folder for real "

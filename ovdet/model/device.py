@@ -112,7 +112,8 @@ def check_memory(
     have = _available_memory(torch.device(device))
     if have is not None and need > have:
         side = int(pixels**0.5)
+        images = f" x {batch} images" if batch > 1 else ""
         raise ConfigError(
-            f"an input of about {side}x{side} px x {batch} image(s) needs about {need / 2**30:.1f} GiB for one "
-            f"forward pass, and {have / 2**30:.1f} GiB are available; use a smaller --imgsz (or --batch)"
+            f"an input of about {side}x{side} px{images} needs about {need / 2**30:.1f} GiB for one forward pass, "
+            f"and {have / 2**30:.1f} GiB are available; use a smaller --imgsz" + (" or fewer images per batch" if batch > 1 else "")
         )

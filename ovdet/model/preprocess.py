@@ -45,8 +45,11 @@ def check_imgsz(imgsz: int | tuple[int, int], stride: int = 32) -> tuple[int, in
     Raises:
         ValueError: a size that is not positive.
     """
-    hw = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
-    if len(hw) != 2 or not all(isinstance(x, (int, np.integer)) and x > 0 for x in hw):
+    try:
+        hw = (imgsz, imgsz) if isinstance(imgsz, (int, np.integer)) else tuple(imgsz)
+    except TypeError:  # a float, None, ...
+        hw = ()
+    if len(hw) != 2 or not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0 for x in hw):
         raise ValueError(f"imgsz must be a positive int or an (h, w) pair, got {imgsz!r}")
     fixed = tuple(int(math.ceil(x / stride) * stride) for x in hw)
     if fixed != hw:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, ConfigError
-from ..fileio import atomic_folder
+from ..fileio import atomic_folder, save_safetensors
 from ..text.encoder import TextEncoder
 from ..text.vocabulary import Vocabulary
 from .config import ModelConfig
@@ -84,8 +84,6 @@ def save_detector(
     Raises:
         OutputError: ``folder`` is a file, holds files ovdet did not write, or cannot be written.
     """
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     encoder = model.text_encoder
     text_info: dict[str, Any] | None = None
@@ -109,7 +107,7 @@ def save_detector(
         config["storage_dtype"] = "float16"
     json.dumps(config)  # fail before touching the folder if metadata is not JSON-serialisable
     with atomic_folder(folder, owned=is_model_folder, overwrite=overwrite, what="model folder") as tmp:
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_safetensors(tensors, tmp / WEIGHTS_FILE, metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if extra is not None:
             extra(tmp)

@@ -129,8 +129,9 @@ def _download_pretrained(model_name: str, tag: str) -> Path:
             pass
     where = f"https://huggingface.co/{model_id}/resolve/main/{candidates[0]}" if model_id else cfg.get("url", "")
     fix = (
-        f"On a machine with network, download {where} and pass the file: "
-        f"'{model_name}:/path/to/{Path(where).name}' (or copy the Hugging Face cache over)"
+        f"On a machine with network, download {where} and pass the file as the text encoder: "
+        f"--text-encoder '{model_name}:/path/to/{Path(where).name}' (Python: ovdet.load(..., text_encoder=...) or "
+        "ovdet.build(..., text_encoder=...)), or copy the Hugging Face cache over"
     )
     host = "huggingface.co" if model_id else (cfg.get("url", "").split("/")[2] if "//" in cfg.get("url", "") else "")
     if host and not _hub_reachable(host):

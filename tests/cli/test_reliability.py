@@ -52,7 +52,7 @@ def test_one_corrupt_image_among_twenty_is_skipped_and_the_rest_is_written(saved
     proc = run_cli("predict", str(folder_with_one_corrupt), "--classes", "person", "--model", saved_model,
                    "--imgsz", "64", "--save", str(out), "--json", str(js))  # fmt: skip
     assert proc.returncode == 3, proc.stderr  # finished, some skipped
-    assert f"skipping cannot decode image {folder_with_one_corrupt / 'img07b.jpg'}" in proc.stderr
+    assert f"skipping: cannot decode image {folder_with_one_corrupt / 'img07b.jpg'}" in proc.stderr
     assert "20 images predicted, 1 skipped (unreadable)" in proc.stderr
     records = json.loads(js.read_text())
     assert len(records) == 20 and all("img07b" not in r["path"] for r in records)
@@ -133,7 +133,7 @@ def test_outputs_are_checked_before_the_model_loads(saved_model, tmp_path, capsy
     expect_error(["predict", bus, "--classes", "a", "--json", str(tmp_path / "dir"), "--model", "nope"], "is a folder", capsys)
     expect_error(["predict", bus, "--classes", "a", "--save", str(tmp_path / "users"), "--model", "nope"],
                  "holds files ovdet did not write (keep.txt)", capsys)  # fmt: skip
-    expect_error(["predict", bus, "--classes", "a", "--json", bus], "is one of the input images", capsys)
+    expect_error(["predict", bus, "--classes", "a", "--json", bus], "is one of the inputs", capsys)
     expect_error(["predict", str(BUS.parent), "--classes", "a", "--save", str(BUS.parent)], "holds input images", capsys)
     expect_error(["eval", "--data", "x.yaml", "--out", str(tmp_path / "file")], "is a file", capsys)
     expect_error(["train", "--data", "x.yaml", "--out", str(tmp_path / "file")], "is a file", capsys)
@@ -219,3 +219,99 @@ def test_predict_takes_several_prompts_per_class_and_class_files(saved_model, tm
 def test_predict_points_videos_to_stream(tmp_path, capsys):
     video = write_video(tmp_path / "clip.mp4", frames=2)
     expect_error(["predict", str(video), "--classes", "a"], f"Use `ovdet stream {video}`", capsys)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# found by a new user trying the previous round (each a fault of the kinds above)
+
+
+def test_stream_never_writes_over_its_inputs_or_one_output_over_another(tmp_path, capsys):
+    video = write_video(tmp_path / "v.avi", frames=3)
+    second = write_video(tmp_path / "cam-1.avi", frames=3)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.jpg"), cv2.imread(str(BUS)))
+    before = video.read_bytes()
+    expect_error(["stream", str(video), "--out", str(video)], "is one of the inputs", capsys)
+    expect_error(["stream", str(video), "--json", str(video)], "is one of the inputs", capsys)
+    expect_error(["stream", str(frames), "--json", str(frames / "a.jpg")], "is one of the inputs", capsys)
+    expect_error(["stream", str(video), str(second), "--out", str(tmp_path / "cam.avi")], "is one of the inputs", capsys)
+    expect_error(["stream", str(video), "--out", str(tmp_path / "x.mp4"), "--json", str(tmp_path / "x.mp4")],
+                 "--json and --out are the same file", capsys)  # fmt: skip
+    assert video.read_bytes() == before and not (tmp_path / "x.mp4").exists()
+
+
+def test_predict_overwrite_never_replaces_the_users_files(saved_model, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "bus.jpg").write_bytes(b"the user's own photo")
+    (folder / "report.txt").write_text("notes")
+    args = ["predict", str(BUS), "--classes", "person", "--model", saved_model, "--imgsz", "64", "--save", str(folder)]
+    proc = run_cli(*args, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / "bus.jpg").read_bytes() == b"the user's own photo" and (folder / "bus_1.jpg").is_file()
+    assert not (folder / ".ovdet.json").exists()  # a folder of the user's is not claimed as ovdet's
+    proc = run_cli(*args)  # so without --overwrite it is still refused
+    assert proc.returncode == 2 and "holds files ovdet did not write (bus.jpg, bus_1.jpg, report.txt)" in proc.stderr
+
+
+def test_json_inside_the_save_folder(saved_model, tmp_path):
+    out = tmp_path / "runs" / "out"
+    args = ["predict", str(BUS), "--classes", "person", "--model", saved_model, "--imgsz", "64", "--save", str(out),
+            "--json", str(out / "detections.json")]  # fmt: skip
+    for _ in range(2):  # and again into the same folder
+        proc = run_cli(*args)
+        assert proc.returncode == 0, proc.stderr
+    (record,) = json.loads((out / "detections.json").read_text())
+    assert record["saved"] == str(out / "bus.jpg")
+    assert sorted(p.name for p in out.iterdir()) == [".ovdet.json", "bus.jpg", "detections.json"]
+
+
+def test_resume_refuses_settings_it_cannot_change(tmp_path, capsys):
+    expect_error(["train", "--out", str(tmp_path), "--resume", "--epochs", "3"], "--epochs cannot change when resuming",
+                 capsys)  # fmt: skip
+
+
+def test_a_full_disk_is_one_line(saved_model, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from ovdet.fileio import JsonArrayWriter
+
+    def full(self, record):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(JsonArrayWriter, "write", full)
+    args = ["predict", str(BUS), "--classes", "person", "--model", saved_model, "--imgsz", "64"]
+    expect_error([*args, "--json", str(tmp_path / "d.json")], "No space left on device; free some space", capsys)
+    assert json.loads((tmp_path / "d.json").read_text()) == []  # closed and valid all the same
+
+
+def test_bad_dataset_files_and_fields_are_one_line(saved_model, tmp_path, capsys):
+    from tests.fixtures_data import make_coco
+
+    expect_error(["eval", "--data", str(BUS), "--out", str(tmp_path / "e")], "must be a YAML text file", capsys)
+    data = make_coco(tmp_path / "d")
+    expect_error(["eval", "--data", str(data), "--model", saved_model, "--imgsz", "64", "--out", str(tmp_path / "e"),
+                  "--group-by", "nosuchfield"], "has the field 'nosuchfield'", capsys)  # fmt: skip
+
+
+def test_an_interrupted_eval_leaves_no_stale_metrics(saved_model, tmp_path, monkeypatch):
+    from ovdet.data.datasets import load_dataset_config, load_split
+    from ovdet.engine.evaluate import evaluate
+    from ovdet.io.resolve import load_model
+    from tests.fixtures_data import make_coco
+
+    data = load_dataset_config(make_coco(tmp_path / "d"))
+    model = load_model(saved_model)
+    evaluate(model, load_split(data, "val"), imgsz=64, out_dir=tmp_path / "e", progress=False)
+    assert (tmp_path / "e" / "metrics.json").is_file()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(type(model), "predict_iter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(model, load_split(data, "val"), imgsz=64, out_dir=tmp_path / "e", progress=False)
+    assert not (tmp_path / "e" / "metrics.json").exists()  # not the last run's beside this run's predictions
+    assert json.loads((tmp_path / "e" / "predictions.json").read_text()) == []

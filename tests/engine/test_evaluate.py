@@ -116,11 +116,24 @@ def test_ground_truth_that_cannot_be_mended_fails_before_predicting(model, tmp_p
     from ovdet.errors import DatasetError
 
     data = load_dataset_config(make_coco(tmp_path / "d"))
-    _rewrite(tmp_path / "d" / "val.json", lambda d: d["annotations"][0].pop("bbox"))
     split = load_split(data, "val")
+    _rewrite(tmp_path / "d" / "val.json", lambda d: d.update(categories=[]))  # changed after loading
     monkeypatch.setattr(type(model), "predict_iter", lambda *a, **k: pytest.fail("predicted before checking"))
-    with pytest.raises(DatasetError, match="has no valid bbox"):
+    with pytest.raises(DatasetError, match="lists no categories"):
         evaluate(model, split, imgsz=128, progress=False)
+
+
+def test_what_the_loader_skips_the_metrics_leave_out(model, tmp_path, caplog):
+    """An annotation without a box is skipped (and counted) by the loader: the metrics leave it out too instead of
+    failing at the end; a missing image is listed as skipped."""
+    data = load_dataset_config(make_coco(tmp_path / "d"))
+    first = json.loads((tmp_path / "d" / "val.json").read_text())["images"][0]["file_name"]
+    _rewrite(tmp_path / "d" / "val.json", lambda d: d["annotations"][-1].pop("bbox"))  # not of the first image
+    (tmp_path / "d" / "val" / first).unlink()
+    metrics = evaluate(model, load_split(data, "val"), imgsz=128, progress=False)
+    assert "annotations without a valid bbox" in caplog.text
+    assert metrics["skipped"] == [str(tmp_path / "d" / "val" / first)] and metrics["images"] == 5
+    assert "segm" not in metrics and "masks" not in caplog.text  # a box model's predictions are not masks
 
 
 def test_metrics_do_not_depend_on_the_batch(tmp_path):

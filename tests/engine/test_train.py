@@ -127,3 +127,31 @@ def test_two_process_gloo_ddp(dataset, tiny_text_json, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [int(r["epoch"]) for r in _rows(out)] == [1, 2]
     assert ovdet.load(out / "last").names == list(CLASSES)
+
+
+def test_a_copied_run_resumes_in_its_new_place_from_another_directory(finished_run, tmp_path, monkeypatch):
+    """The copy is resumed, not the original (its settings once named the original's --out), from any working
+    directory (paths are recorded absolute)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    before = (finished_run / "metrics.csv").read_text()
+    monkeypatch.chdir(tmp_path)
+    settings = resume_settings(str(copy))
+    assert settings.out == str(copy) and os.path.isabs(settings.data)
+    assert train(settings, resume=True, progress=False) == copy
+    assert (finished_run / "metrics.csv").read_text() == before  # the original is untouched
+
+
+def test_should_stop_ends_training_at_a_safe_point(dataset, tiny_text_json, tmp_path):
+    settings = load_settings(None, _args(dataset, tiny_text_json, tmp_path / "run", epochs=3))
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return True
+
+    with pytest.raises(KeyboardInterrupt):
+        train(settings, progress=False, should_stop=stop)
+    assert calls == [1] and not (tmp_path / "run" / "last").exists()  # stopped after the first step

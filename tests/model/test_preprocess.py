@@ -41,3 +41,11 @@ def test_imgsz_rounds_up_to_the_stride():
     assert check_imgsz((320, 480)) == (320, 480)
     with pytest.raises(ValueError):
         check_imgsz(0)
+
+
+@pytest.mark.parametrize("imgsz", [320.5, "640", None, (320,), True])
+def test_bad_sizes_are_value_errors(imgsz):
+    from ovdet.model.preprocess import check_imgsz
+
+    with pytest.raises(ValueError, match="imgsz must be a positive int"):
+        check_imgsz(imgsz)

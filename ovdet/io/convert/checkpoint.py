@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def read_ultralytics_checkpoint(path: str | os.PathLike, *, trust_pickle: bool =
         raise PickleRefusedError(
             f"{path} is a pickle (ultralytics saves checkpoints as pickled Python objects), and unpickling a file can "
             f"run any code it carries. If you trust where it came from, convert it once with "
-            f"ovdet.from_ultralytics('{path}', trust_pickle=True) or `ovdet convert ultralytics {path} OUT_DIR "
+            f"ovdet.from_ultralytics('{path}', trust_pickle=True) or `ovdet convert ultralytics {shlex.quote(str(path))} OUT_DIR "
             "--trust-pickle`; the converted folder (safetensors + JSON) then loads without any pickle"
         )
     import ultralytics.nn.tasks  # noqa: F401  (the classes the pickle names; importing them first gives clear errors)
