@@ -17,8 +17,8 @@ from ..text.encoder import TextEncoder
 from ..text.vocabulary import ClassSpec, Vocabulary
 from .config import ModelConfig
 from .head import HeadOutput
+from ..runtime.predictor import Predictor
 from .postprocess import decode_boxes, results_from_outputs
-from .predictor import Predictor
 from .preprocess import preprocess
 
 __all__ = ["OVDetector"]
@@ -120,8 +120,8 @@ class OVDetector(nn.Module, Predictor):
                 return self.head.forward_folded(self.neck.forward_folded(self.backbone(images)))
             text_embeddings = self.class_embeddings
         if text_embeddings.ndim == 2:
-            text_embeddings = text_embeddings.unsqueeze(0)
-        text = text_embeddings.to(images.dtype).expand(images.shape[0], -1, -1)
+            text_embeddings = text_embeddings.unsqueeze(0)  # (1, K, D): shared by the batch, broadcast where used
+        text = text_embeddings.to(images.dtype)
         feats = self.backbone(images)
         feats = self.neck(feats, text)
         return self.head(feats, text)
@@ -153,14 +153,14 @@ class OVDetector(nn.Module, Predictor):
         """Install a ready :class:`Vocabulary` (names, prompts and embeddings)."""
         if vocab.embeddings.shape[-1] != self.embed_dim:
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
-        self.class_embeddings = vocab.embeddings.to(self.class_embeddings)
+        self.class_embeddings = torch.as_tensor(vocab.embeddings).to(self.class_embeddings)
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
         if self._fused:
             self._fold_vocabulary()
 
     @property
     def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu())
+        return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu().numpy().copy())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
         if self._fused:

@@ -17,8 +17,10 @@ __all__ = ["PAN"]
 class PAN(nn.Module):
     """Top-down then bottom-up feature pyramid over P3/P4/P5.
 
-    ``forward(feats, text)``: ``feats`` as the backbone returns them; ``text`` ``(B, K, D)`` text embeddings, used
-    only by a text-guided neck (pass ``None`` otherwise). Returns three maps with ``out_channels`` channels.
+    ``forward(feats, text)``: ``feats`` as the backbone returns them; ``text`` ``(B, K, D)`` text embeddings (or
+    ``(1, K, D)`` shared by the batch), used only by a text-guided neck (pass ``None`` otherwise). Returns three maps
+    with ``out_channels`` channels. In eval mode the attention runs as batched matmuls
+    (:func:`~ovdet.model.fuse.attention_with_text`), so exports keep the class count dynamic.
 
     Args:
         in_channels: Channels of P3, P4, P5.
@@ -57,7 +59,13 @@ class PAN(nn.Module):
         self.out_channels = (o3, o4, o5)
 
     def _run(self, block: nn.Module, x: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
-        return block(x, text) if self.text_guided else block(x)
+        if not self.text_guided:
+            return block(x)
+        if self.training:  # ultralytics' C2fAttn, which wants one text per image
+            return block(x, text.expand(x.shape[0], -1, -1))
+        from .fuse import c2f_attn_with_text
+
+        return c2f_attn_with_text(block, x, text)
 
     def forward(self, feats: list[torch.Tensor], text: torch.Tensor | None = None) -> list[torch.Tensor]:
         return self._pyramid(feats, lambda name, x: self._run(getattr(self, name), x, text))

@@ -1,18 +1,22 @@
-"""From raw head outputs to detections in original-image pixels: DFL decoding, class selection, batched NMS."""
+"""From raw head outputs to detections: DFL box decoding (torch), then the shared, torch-free selection.
+
+Class selection, NMS and un-letterboxing live in :mod:`ovdet.runtime.postprocess`, used as they are by the ONNX Runtime
+detector, so both detectors turn the same outputs into the same :class:`~ovdet.Result`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
-import torchvision
 from ultralytics.utils.tal import dist2bbox
 
 from ..results import Result
+from ..runtime.letterbox import Letterbox
+from ..runtime.postprocess import result_from_outputs
 from .head import HeadOutput
-from .preprocess import Letterbox
 
-__all__ = ["decode_boxes", "select_detections", "unletterbox_boxes", "results_from_outputs"]
-
-MAX_NMS = 30000  # candidates kept for NMS, as ultralytics
+__all__ = ["decode_boxes", "results_from_outputs"]
 
 
 def decode_boxes(out: HeadOutput) -> torch.Tensor:
@@ -25,67 +29,27 @@ def decode_boxes(out: HeadOutput) -> torch.Tensor:
     return boxes.transpose(1, 2)
 
 
-def select_detections(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    *,
-    conf: float,
-    iou: float,
-    max_det: int,
-    agnostic: bool = False,
-    multi_label: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Detections of one image: ``boxes`` ``(A, 4)`` xyxy, ``scores`` ``(K, A)`` probabilities.
-
-    Each anchor keeps its best class (or, with ``multi_label``, every class above ``conf``, as for mAP evaluation);
-    candidates above ``conf`` go through ``torchvision.ops.batched_nms`` (per class unless ``agnostic``).
-
-    Returns:
-        ``(boxes (N, 4), scores (N,), class_ids (N,))``, best score first, N ≤ ``max_det``.
-    """
-    if multi_label and scores.shape[0] > 1:
-        cls, anchor = (scores > conf).nonzero(as_tuple=True)
-        score = scores[cls, anchor]
-    else:
-        score, cls = scores.max(0)
-        anchor = (score > conf).nonzero(as_tuple=True)[0]
-        score, cls = score[anchor], cls[anchor]
-    if score.numel() > MAX_NMS:
-        top = score.topk(MAX_NMS).indices
-        anchor, score, cls = anchor[top], score[top], cls[top]
-    box = boxes[anchor]
-    keep = torchvision.ops.batched_nms(box.float(), score.float(), torch.zeros_like(cls) if agnostic else cls, iou)
-    keep = keep[:max_det]
-    return box[keep], score[keep], cls[keep]
-
-
-def unletterbox_boxes(boxes: torch.Tensor, info: Letterbox) -> torch.Tensor:
-    """Map xyxy boxes from network-input pixels back to the original image, clipped to it."""
-    (gx, gy), (left, top) = info.gain, info.pad
-    offset = boxes.new_tensor([left, top, left, top])
-    gain = boxes.new_tensor([gx, gy, gx, gy])
-    return torchvision.ops.clip_boxes_to_image((boxes - offset) / gain, info.orig_shape)
-
-
 def results_from_outputs(
     boxes: torch.Tensor,
     scores: torch.Tensor,
-    letterboxes: list[Letterbox],
-    names: tuple[str, ...],
+    letterboxes: Sequence[Letterbox],
+    names: Sequence[str],
     *,
     conf: float,
-    iou: float,
-    max_det: int,
-    agnostic: bool = False,
-    multi_label: bool = False,
+    **select,
 ) -> list[Result]:
     """One :class:`Result` per image from decoded ``boxes`` ``(B, A, 4)`` (xyxy, input pixels) and ``scores``
-    ``(B, K, A)`` (probabilities): :func:`select_detections`, then boxes back to original pixels."""
+    ``(B, K, A)`` (probabilities), through :func:`ovdet.runtime.postprocess.result_from_outputs`.
+
+    On the CPU the tensors are handed over without a copy. On a GPU only the anchors whose best score passes ``conf``
+    cross to the host (the others can never be selected), so a large vocabulary costs no large transfer.
+    """
     results = []
     for i, info in enumerate(letterboxes):
-        b, s, c = select_detections(
-            boxes[i], scores[i], conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, multi_label=multi_label
-        )
-        b = unletterbox_boxes(b.float(), info)
-        results.append(Result(b.cpu().numpy(), s.float().cpu().numpy(), c.cpu().numpy(), tuple(names), info.orig_shape))
+        b, s = boxes[i], scores[i]
+        if b.device.type != "cpu":
+            keep = (s.amax(0) > conf).nonzero(as_tuple=True)[0]
+            b, s = b[keep], s[:, keep]
+        b, s = b.float().cpu().numpy(), s.float().cpu().numpy()
+        results.append(result_from_outputs(b, s, info, names, conf=conf, **select))
     return results

@@ -29,7 +29,7 @@ def test_raw_head_outputs_equal_ultralytics(world_checkpoint, converted, scale):
     # the checkpoint's own vocabulary, then another one: parity is not tied to the carried classes
     others = Vocabulary.from_embeddings(list("abcde"), np.random.default_rng(1).normal(size=(5, 512)), 512)
     for vocab in (ours.vocabulary, others):
-        text = vocab.embeddings
+        text = torch.from_numpy(vocab.embeddings)
         theirs.txt_feats = text[None].clone()  # the same (normalised) embeddings on both sides
         theirs.model[-1].nc = len(text)
         with torch.inference_mode():
