@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..errors import UnknownModelError, VocabularyError
 
-__all__ = ["add_model_args", "resolve_model", "parse_classes", "probability", "positive_int"]
+__all__ = ["add_model_args", "resolve_model", "is_onnx_model", "load_onnx_model", "parse_classes", "probability",
+           "positive_int"]
 
 logger = logging.getLogger("ovdet")
 
@@ -37,19 +38,22 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="a saved model folder, a known weights name, or an architecture config (name or YAML: random weights); "
-        "default: the bundled default model",
+        help="a saved model folder, a known weights name, an exported model.onnx (ONNX Runtime), or an architecture "
+        "config (name or YAML: random weights); default: the bundled default model",
     )
     parser.add_argument(
         "--text-encoder",
         default=None,
-        help="text encoder spec for a model built from a config (default ViT-B-32-quickgelu:openai)",
+        help="text encoder spec for a model built from a config (default ViT-B-32-quickgelu:openai); for an ONNX "
+        "model, its exported text_encoder.onnx (default: the one beside it)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
 
 
 def resolve_model(model: str | None, text_encoder: str | None, device: str):
-    """Load a saved/known model, or build one from a config with random weights (and say so)."""
+    """Load a saved/known model or an ONNX export, or build one from a config with random weights (and say so)."""
+    if model is not None and is_onnx_model(model):
+        return load_onnx_model(model, text_encoder, device)
     import ovdet
     from ..model.config import CONFIG_DIR
 
@@ -71,6 +75,21 @@ def resolve_model(model: str | None, text_encoder: str | None, device: str):
     from ..text import DEFAULT_TEXT_ENCODER
 
     return ovdet.build(model, text_encoder or DEFAULT_TEXT_ENCODER, device=device)
+
+
+def is_onnx_model(model: str) -> bool:
+    """An exported ``.onnx`` file, or a bundle folder holding ``model.onnx`` (and no saved PyTorch model)."""
+    path = Path(model)
+    return model.endswith(".onnx") or (path.is_dir() and (path / "model.onnx").is_file()
+                                       and not (path / "config.json").is_file())  # fmt: skip
+
+
+def load_onnx_model(model: str, text_encoder: str | None, device: str):
+    """``ovdet.load_onnx``: ONNX Runtime on ``device``; ``--text-encoder`` names an exported text-encoder ONNX."""
+    from ..runtime import load_onnx
+    from ..runtime.session import execution_providers
+
+    return load_onnx(model, text_encoder=text_encoder, providers=execution_providers(device))
 
 
 def parse_classes(classes: str | None, classes_file: str | None) -> list[str]:

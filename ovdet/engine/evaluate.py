@@ -22,6 +22,7 @@ from ..data.datasets import SplitData
 from ..fileio import atomic_write_text
 from ..io.formats import to_coco_detections
 from ..model.detector import OVDetector
+from ..runtime.detector import OnnxDetector
 
 __all__ = ["evaluate", "COCO_KEYS", "LVIS_KEYS"]
 
@@ -96,7 +97,7 @@ def _lvis_metrics(gt: dict, predictions: list[dict], max_det: int) -> dict[str, 
 
 
 def evaluate(
-    model: OVDetector,
+    model: OVDetector | OnnxDetector,
     split: SplitData,
     *,
     texts: dict[str, tuple[str, ...]] | None = None,
@@ -113,7 +114,8 @@ def evaluate(
     """Evaluate ``model`` on a split, with the split's category names (and their ``texts`` prompts) as vocabulary.
 
     Args:
-        model: The detector; its vocabulary is restored afterwards.
+        model: The detector (PyTorch, or an ONNX export with a runtime vocabulary); its vocabulary is restored
+            afterwards.
         split: A loaded split (:func:`ovdet.data.datasets.load_split`).
         texts: Optional prompts per class name (synonyms are ensembled).
         metric: ``"coco"`` (pycocotools) or ``"lvis"`` (the lvis package; needs LVIS-format ground truth).

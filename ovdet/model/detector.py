@@ -244,23 +244,41 @@ class OVDetector(nn.Module, Predictor):
 
     # ------------------------------------------------------------------ export
     def export(
-        self, format: str, path: str | os.PathLike, *, imgsz: int | tuple[int, int] | None = None, opset: int = 17
+        self,
+        format: str,
+        path: str | os.PathLike,
+        *,
+        vocabulary: str = "folded",
+        imgsz: int | tuple[int, int] | None = None,
+        opset: int = 17,
+        int8: bool = False,
+        calibration: Any = None,
     ) -> str:
-        """Export the model with its current vocabulary folded in; returns the written path.
+        """Export the model; returns the written path. This model is not changed.
 
         ``format="onnx"``: images ``(B, 3, H, W)`` → decoded boxes and scores, dynamic batch and size, metadata
-        included (see :mod:`ovdet.model.export`); predict with it via ``ovdet.load_onnx(path)``. This model is not
-        changed (an unfused model is exported through a fused copy).
+        included (see :mod:`ovdet.model.export`); predict with ``ovdet.load_onnx(path)``, which needs no torch.
+
+        Args:
+            vocabulary: ``"folded"`` (default): the current classes folded in, fastest. ``"runtime"``: the graph
+                also takes ``class_embeddings`` ``(K, D)``, any K, so ``load_onnx(path).set_classes([...])`` changes
+                classes (names are embedded with the exported text encoder, see ``ovdet.export_text_encoder``).
+            imgsz: Tracing size and the default inference size recorded in the file.
+            opset: ONNX opset.
+            int8: INT8 static quantisation (QDQ) through ONNX Runtime, calibrated on ``calibration`` images.
+            calibration: Images for ``int8`` (a folder, glob or list, as ``predict`` takes).
 
         Raises:
-            ValueError: an unknown format.
-            VocabularyError: no vocabulary is set.
+            ValueError: an unknown format or vocabulary mode; ``int8`` without ``calibration``.
+            VocabularyError: no vocabulary is set where one is needed.
+            ConfigError: ``path`` is a folder, or a file ovdet did not write.
         """
         if format != "onnx":
             raise ValueError(f"unknown export format {format!r}; supported: 'onnx'")
         from .export import export_onnx
 
-        return str(export_onnx(self, path, imgsz=imgsz, opset=opset))
+        return str(export_onnx(self, path, vocabulary=vocabulary, imgsz=imgsz, opset=opset, int8=int8,
+                               calibration=calibration))  # fmt: skip
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike, *, half: bool = False) -> str:

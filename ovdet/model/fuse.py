@@ -104,14 +104,15 @@ def attention_with_text(attn: MaxSigmoidAttnBlock, x: torch.Tensor, text: torch.
     """``MaxSigmoidAttnBlock.forward(x, text)`` as batched matmuls: ``text`` ``(Bt, K, D)`` with ``Bt`` 1 (shared by
     the batch) or B. The same arithmetic as ultralytics' einsum (per head, the max over classes of
     ``embed · guide``, then ``/ sqrt(hc) + bias``), with the class axis kept where a matmul puts it."""
-    b, _, h, w = x.shape
-    guide = attn.gl(text).unflatten(-1, (attn.nh, attn.hc)).transpose(1, 2)  # (Bt, nh, K, hc)
+    b, _, h, w = x.shape  # view() with these (not unflatten) keeps them dynamic in a traced export
+    guide = attn.gl(text)
+    guide = guide.view(guide.shape[0], -1, attn.nh, attn.hc).transpose(1, 2)  # (Bt, nh, K, hc)
     embed = attn.ec(x) if attn.ec is not None else x
-    embed = embed.flatten(2).unflatten(1, (attn.nh, attn.hc))  # (B, nh, hc, H * W)
-    aw = torch.matmul(guide, embed).amax(2).unflatten(-1, (h, w))  # (B, nh, H, W)
+    embed = embed.view(b, attn.nh, attn.hc, -1)  # (B, nh, hc, H * W)
+    aw = torch.matmul(guide, embed).amax(2).view(b, attn.nh, h, w)  # max over the K classes
     aw = (aw / attn.hc**0.5 + attn.bias[None, :, None, None]).sigmoid() * attn.scale
-    out = attn.proj_conv(x).unflatten(1, (attn.nh, -1)) * aw.unsqueeze(2)
-    return out.flatten(1, 2)
+    out = attn.proj_conv(x).view(b, attn.nh, -1, h, w) * aw.unsqueeze(2)
+    return out.view(b, -1, h, w)
 
 
 def c2f_attn_with_text(block: C2fAttn, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

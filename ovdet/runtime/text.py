@@ -70,6 +70,7 @@ class OnnxTextEncoder:
         self.dim = int(self.info["dim"])
         self.pool: str = self.info.get("pool", "argmax")
         settings = dict(self.info["tokenizer"])
+        settings.pop("file", None)
         vocab_file = tokenizer_path(self.path)
         if not vocab_file.is_file():
             raise CheckpointError(f"{self.path} needs its tokenizer {vocab_file} beside it (export_text_encoder writes "

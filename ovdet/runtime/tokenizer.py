@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import string
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -70,10 +71,11 @@ def clip_tokenizer_json(simple_tokenizer: Any) -> tuple[str, dict[str, Any]]:
     bpe = models.BPE(vocab=encoder, merges=list(merges), end_of_word_suffix="</w>", continuing_subword_prefix="")
     tokenizer = Tokenizer(bpe)
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex("(?i)" + _SPLIT), behavior="removed", invert=True),
+        pre_tokenizers.Split(Regex("(?i)" + "|".join([*map(re.escape, specials), _SPLIT])), behavior="removed",
+                             invert=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False),
     ])  # fmt: skip
-    # open_clip's pattern matches its special tokens first, so a prompt that contains one gets its id
+    # open_clip looks a lower-case special token up whole (its BPE cache), so a prompt that contains one gets its id
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     settings = {
         "context_length": int(simple_tokenizer.context_length),
