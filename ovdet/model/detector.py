@@ -16,6 +16,7 @@ from ..results import Result
 from ..text.encoder import TextEncoder
 from ..text.vocabulary import ClassSpec, Vocabulary
 from .config import ModelConfig
+from .fast import InferenceCopy
 from .head import HeadOutput
 from ..runtime.predictor import Predictor
 from .postprocess import decode_boxes, results_from_outputs
@@ -38,6 +39,11 @@ class OVDetector(nn.Module, Predictor):
 
     The vocabulary lives in the ``class_embeddings`` buffer ``(K, D)`` (saved in ``state_dict``, moved by ``.to()``,
     resized by :meth:`set_classes`) and in :attr:`names`.
+
+    In eval mode, :meth:`predict`, :meth:`stream` and evaluation run a folded copy of the model (:meth:`fuse`'s
+    speed without calling it), built on first use and kept in step with weights, vocabulary, device and dtype
+    (:mod:`ovdet.model.fast`); ``train()``, ``save()`` and ``state_dict()`` see only this, unfused, model. Set
+    :attr:`fast_predict` to ``False`` to run the model itself (no extra memory).
     """
 
     def __init__(
@@ -74,6 +80,8 @@ class OVDetector(nn.Module, Predictor):
         self._prompts: tuple[tuple[str, ...], ...] = ()
         self._fused = False
         self._folded_for: tuple[int, int] | None = None  # which class_embeddings tensor (and version) is folded
+        self._inference_copy = InferenceCopy()
+        self._fast_predict = True
 
     # ------------------------------------------------------------------ properties
     @property
@@ -212,7 +220,20 @@ class OVDetector(nn.Module, Predictor):
             self.head.fold_text(self.class_embeddings)
         self._folded_for = self._vocabulary_key()
 
+    @property
+    def fast_predict(self) -> bool:
+        """Whether eval-mode prediction runs a folded copy of the model (default ``True``; see the class docstring).
+        Assigning it drops the copy, so the next prediction builds a fresh one if still on."""
+        return self._fast_predict
+
+    @fast_predict.setter
+    def fast_predict(self, value: bool) -> None:
+        self._fast_predict = bool(value)
+        self._inference_copy.clear()
+
     def train(self, mode: bool = True) -> OVDetector:
+        if mode and "_inference_copy" in self.__dict__:
+            self._inference_copy.clear()  # training changes the weights: free the copy's memory now
         if mode and getattr(self, "_fused", False):
             raise FusedModelError(
                 "this model was fused for inference (model.fuse()): its BatchNorms are folded into the convolutions, "
@@ -227,19 +248,21 @@ class OVDetector(nn.Module, Predictor):
         self, images: list[np.ndarray], size: tuple[int, int], **select: Any
     ) -> list[Result]:
         """One forward pass over images that letterbox to the same input shape (see :meth:`Predictor.detect`)."""
-        was_training = self.training
-        self.eval()
+        fast = self._fast_predict and not self._fused and not self.training and len(self.class_embeddings) > 0
+        model = self._inference_copy.get(self) if fast else self  # the folded copy: fuse()'s speed, this model kept
+        was_training = model.training
+        model.eval()
         try:
-            batch, letterboxes = preprocess(images, size, stride=self.stride, device=self.device)
+            batch, letterboxes = preprocess(images, size, stride=self.stride, device=model.device)
             if batch.device.type == "cpu" and torch.backends.mkldnn.is_available():
                 # oneDNN convolves channels-last input ~20% faster, even with contiguous weights (ultralytics'
                 # predictor converts the model itself; this leaves the model as it is)
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            out = self(batch.to(self.class_embeddings.dtype))  # the vocabulary, folded once fuse() was called
+            out = model(batch.to(model.class_embeddings.dtype))  # the vocabulary, folded once fused
             boxes = decode_boxes(out)  # (B, A, 4) in input pixels
             scores = out.class_logits.sigmoid()  # (B, K, A)
         finally:
-            self.train(was_training)
+            model.train(was_training)
         return results_from_outputs(boxes, scores, letterboxes, self._names, **select)
 
     # ------------------------------------------------------------------ export
