@@ -184,6 +184,10 @@ def export_onnx(
     if opset < 12:
         raise ValueError(f"opset must be >= 12 (einsum and dynamic shapes), got {opset}")
     check_replaceable(path)
+    if int8:
+        from ..images import resolve_images
+
+        calibration = resolve_images(calibration)  # a bad source fails now, before the work
     size = model.inference_size(imgsz)
     graph = _DecodedOutputs(_graph_model(model, vocabulary)).eval()
     example: tuple[torch.Tensor, ...] = (torch.zeros(1, 3, *size),)
