@@ -490,8 +490,8 @@ def bench_int8(args: argparse.Namespace) -> None:
             paths[name] = model.export("onnx", root / f"{vocabulary}-{int(int8)}.onnx", vocabulary=vocabulary,
                                        int8=int8, calibration=calibration if int8 else None)  # fmt: skip
             print(f"export {name}: {time.perf_counter() - t:.1f} s")
-    models = {name: ovdet.load_onnx(path, text_encoder=root / "text_encoder.onnx", threads=threads)
-              for name, path in paths.items()}  # fmt: skip
+    models = {name: ovdet.load_onnx(path, threads=threads, text_encoder=root / "text_encoder.onnx"
+                                    if name.startswith("runtime") else None) for name, path in paths.items()}  # fmt: skip
     print(f"bundled model ({model.config.name}, imgsz {model.default_imgsz}), fresh synthetic test split: "
           f"{len(test.records)} images (seed {args.seed}), 64 classes; INT8 calibrated on {args.calibration} fresh "
           f"validation images; ONNX Runtime {threads} threads, torch {threads} threads")

@@ -26,8 +26,10 @@ from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.block import BNContrastiveHead, C2fAttn, MaxSigmoidAttnBlock
 from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
-__all__ = ["fuse_conv_bn_", "fold_scorer", "score_regions", "fold_attention", "attention_with_text", "c2f_attn_with_text",
-           "c2f_attn_folded"]
+__all__ = [
+    "fuse_conv_bn_", "fold_scorer", "score_regions", "fold_attention", "attention_with_text", "c2f_attn_with_text",
+    "c2f_attn_folded",
+]  # fmt: skip
 
 
 def fuse_conv_bn_(module: nn.Module) -> None:

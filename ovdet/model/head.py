@@ -78,7 +78,8 @@ class OVHead(nn.Module):
         boxes = torch.cat([branch(x).flatten(2) for branch, x in zip(self.box_branch, feats)], 2)
         if self.training:
             text = text.expand(b, -1, -1)
-            logits = [scorer(branch(x), text).flatten(2) for branch, scorer, x in zip(self.embed_branch, self.scorers, feats)]
+            parts = zip(self.embed_branch, self.scorers, feats)
+            logits = [scorer(branch(x), text).flatten(2) for branch, scorer, x in parts]
         else:
             logits = [score_regions(*parts, text) for parts in zip(self.embed_branch, self.scorers, feats)]
         logits = torch.cat(logits, 2)  # (B, K, A)

@@ -108,8 +108,10 @@ class OnnxDetector(Predictor):
         self._embeddings: np.ndarray | None = None
         if self.vocabulary_mode == "runtime" and info.get("embeddings"):
             self._embeddings = decode_embeddings(info["embeddings"], self.embed_dim)
-        if text_encoder is not None:
+        if text_encoder is not None and self.vocabulary_mode == "runtime":
             self.text_encoder  # noqa: B018 (load now: a wrong file fails here, not at the first set_classes)
+        elif text_encoder is not None:
+            logger.warning("%s has its vocabulary folded in: the text encoder %s is not used", path, text_encoder)
 
     def __repr__(self) -> str:
         return f"OnnxDetector({str(self.path)!r}, {self.vocabulary_mode} vocabulary, {len(self._names)} classes)"
@@ -140,7 +142,8 @@ class OnnxDetector(Predictor):
             if path is None and (self.path.parent / TEXT_ENCODER_FILE).is_file():
                 path = self.path.parent / TEXT_ENCODER_FILE
             if path is None:
-                self._text_encoder = _CachedPrompts(expected["key"], self.embed_dim, expected.get("spec"), self.path.parent)
+                where = self.path.parent
+                self._text_encoder = _CachedPrompts(expected["key"], self.embed_dim, expected.get("spec"), where)
             else:
                 encoder = OnnxTextEncoder(path, threads=self._threads, providers=self._providers)
                 if encoder.key != expected["key"]:

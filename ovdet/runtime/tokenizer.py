@@ -62,7 +62,8 @@ def clip_tokenizer_json(simple_tokenizer: Any) -> tuple[str, dict[str, Any]]:
 
     if getattr(simple_tokenizer, "reduction_fn", None) is not None:
         raise CheckpointError("open_clip tokenizers with a reduction mask are not supported for ONNX export")
-    clean = next((name for name, fn in _OPEN_CLIP_CLEAN_NAMES.items() if fn == simple_tokenizer.clean_fn.__name__), None)
+    clean_fn = simple_tokenizer.clean_fn.__name__
+    clean = next((name for name, fn in _OPEN_CLIP_CLEAN_NAMES.items() if fn == clean_fn), None)
     if clean is None:
         raise CheckpointError(f"unknown open_clip text cleaning {simple_tokenizer.clean_fn.__name__}")
     encoder: dict[str, int] = dict(simple_tokenizer.encoder)
@@ -86,7 +87,9 @@ def clip_tokenizer_json(simple_tokenizer: Any) -> tuple[str, dict[str, Any]]:
     return tokenizer.to_str(), settings
 
 
-_OPEN_CLIP_CLEAN_NAMES = {"lower": "_clean_lower", "whitespace": "_clean_whitespace", "canonicalize": "_clean_canonicalize"}
+_OPEN_CLIP_CLEAN_NAMES = {
+    "lower": "_clean_lower", "whitespace": "_clean_whitespace", "canonicalize": "_clean_canonicalize"
+}  # fmt: skip
 
 
 class ClipTokenizer:
@@ -103,7 +106,13 @@ class ClipTokenizer:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, context_length: int, sot_token_id: int, eot_token_id: int, clean: str = "lower"
+        self,
+        path: str | os.PathLike,
+        *,
+        context_length: int,
+        sot_token_id: int,
+        eot_token_id: int,
+        clean: str = "lower",
     ):
         from tokenizers import Tokenizer
 

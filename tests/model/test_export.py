@@ -117,7 +117,8 @@ def test_runtime_vocabulary_outputs_equal_pytorch_for_any_class_count(runtime_ex
     model, path = runtime_export
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images", "class_embeddings"]
-    text = torch.nn.functional.normalize(torch.randn(k, model.embed_dim, generator=torch.Generator().manual_seed(k)), dim=-1)
+    gen = torch.Generator().manual_seed(k)
+    text = torch.nn.functional.normalize(torch.randn(k, model.embed_dim, generator=gen), dim=-1)
     photos = photo_batch(RUNTIME_IMGSZ)
     for images in (photos[:1], torch.cat([photos, photos.flip(3)])[:3, :, :160]):  # B = 1 and 3, another height
         boxes, scores = session.run(None, {"images": images.numpy(), "class_embeddings": text.numpy()})

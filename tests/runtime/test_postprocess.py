@@ -14,7 +14,9 @@ def random_boxes(rng, n, classes, size=200.0):
     return boxes, rng.uniform(0.01, 1, n).astype(np.float32), rng.integers(0, classes, n)
 
 
-@pytest.mark.parametrize("n, classes, iou", [(1, 1, 0.5), (50, 1, 0.5), (400, 3, 0.7), (3000, 80, 0.6), (5000, 1203, 0.7)])
+@pytest.mark.parametrize(
+    "n, classes, iou", [(1, 1, 0.5), (50, 1, 0.5), (400, 3, 0.7), (3000, 80, 0.6), (5000, 1203, 0.7)]
+)
 def test_opencv_nms_keeps_what_torchvision_batched_nms_keeps(n, classes, iou):
     boxes, scores, cls = random_boxes(np.random.default_rng(n), n, classes)
     ours = nms(boxes, scores, cls, iou)

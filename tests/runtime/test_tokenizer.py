@@ -33,7 +33,8 @@ def _random_texts(n: int, seed: int = 0) -> list[str]:
     """Strings mixing ASCII, Latin accents, Greek, CJK, emoji, punctuation, digits, whitespace and entities."""
     rng = np.random.default_rng(seed)
     pools = [
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", " \t\n", ".,;:!?'\"-_()[]{}/\\@#$%^*+=~`|<>",
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", " \t\n",
+        ".,;:!?'\"-_()[]{}/\\@#$%^*+=~`|<>",
         "àáâäçèéêëìíîïñòóôöùúûüÿÀÉÖßøæœ", "αβγδεζηθΣΩ", "日本語中文字한국어", "😀🐶🚗🍕❤️✨👍🏽", "’“”‘…–—«»",
         "ＡＢＣａｂｃ１２３", "\u0301\u0308\u200d",
     ]  # fmt: skip
