@@ -73,6 +73,13 @@ def bench_text(args: argparse.Namespace) -> None:
                 tower(chunk)
 
     full = timed(untrimmed)[0]
+
+    import ovdet
+    from ovdet.runtime import OnnxTextEncoder
+
+    onnx_path = ovdet.export_text_encoder(encoder, Path(tempfile.mkdtemp(prefix="ovdet-bench-text-")) / "text.onnx")
+    onnx_encoder = OnnxTextEncoder(onnx_path, cache=None, threads=args.threads)
+    onnx_cold = timed(lambda: onnx_encoder.encode(names))[0]
     print(f"text encoder: {args.text_encoder} ({'random' if encoder.travels else 'pretrained'} weights), "
           f"torch threads: {torch.get_num_threads()}")
     print(f"build (incl. text tower): {build_s:8.2f} s")
@@ -81,6 +88,7 @@ def bench_text(args: argparse.Namespace) -> None:
     print(f"  warm (in memory)         {statistics.median(warm_memory) * 1e3:8.1f} ms  target <= 50 ms")
     print(f"  warm (from disk)         {statistics.median(warm_disk) * 1e3:8.1f} ms")
     print(f"  untrimmed 77-token pass  {full:8.2f} s   -> trimming is {full / cold:.1f}x faster")
+    print(f"  cold, ONNX Runtime text encoder (exported, no torch)  {onnx_cold:8.2f} s")
 
 
 def _make_yolo_dataset(root: Path, n: int, size: tuple[int, int], seed: int = 0) -> Path:
