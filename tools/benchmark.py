@@ -519,7 +519,8 @@ def bench_int8(args: argparse.Namespace) -> None:
     variants = {name: (lambda m=m: m.detect(images)) for name, m in [("PyTorch (default)", model), *models.items()]}
     times = interleaved(variants, args.repeat, 1, threads)
     base = statistics.median(times["runtime"])
-    print(f"predict latency, {len(images)} test images one call each (detect), median of {args.repeat}:")
+    print(f"latency: detect() on {len(images)} test images per call (batched by letterbox shape), per image, "
+          f"median of {args.repeat}:")
     for name, t in times.items():
         ms = statistics.median(t) / len(images) * 1e3
         print(f"  {name:22s} {ms:7.2f} ms/image   {statistics.median(t) / base:5.2f}x fp32 runtime")

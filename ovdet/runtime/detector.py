@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import VocabularyError
+from ..errors import CheckpointError, VocabularyError
 from ..results import Result
 from ..text.cache import DEFAULT_CACHE
 from ..text.vocabulary import ClassSpec, Vocabulary, normalize_classes
@@ -147,8 +147,6 @@ class OnnxDetector(Predictor):
             else:
                 encoder = OnnxTextEncoder(path, threads=self._threads, providers=self._providers)
                 if encoder.key != expected["key"]:
-                    from ..errors import CheckpointError
-
                     raise CheckpointError(
                         f"{path} is text encoder '{encoder.spec}' ({encoder.key}), but {self.path} was trained with "
                         f"'{expected.get('spec')}' ({expected['key']}); export that one with "

@@ -95,3 +95,19 @@ def test_minimal_deployment_install_in_a_clean_venv(bundle, tmp_path):
     out = _run_child(python, folder, conf, tmp_path / "cache", source_tree=False)
     assert out["leaked"] == []
     same_detections(expected, np.array(out["rows"]), box_tol=0.05 * 5, score_tol=1e-4)
+
+
+def test_a_text_encoder_of_another_model_is_refused(bundle, tmp_path):
+    from ovdet.errors import CheckpointError, VocabularyError
+    from ovdet.text import TextEncoder
+
+    folder, _, _ = bundle
+    torch.manual_seed(5)
+    other = ovdet.export_text_encoder(TextEncoder(TINY_CLIP, cache=None), tmp_path / "other.onnx")  # other weights
+    with pytest.raises(CheckpointError, match="was trained with"):
+        ovdet.load_onnx(folder / "model.onnx", text_encoder=other)
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "model.onnx").write_bytes((folder / "model.onnx").read_bytes())
+    lonely = ovdet.load_onnx(tmp_path / "alone", threads=1)  # no text encoder beside it, nothing cached
+    with pytest.raises(VocabularyError, match="export_text_encoder"):
+        lonely.set_classes(["a never seen prompt"])
