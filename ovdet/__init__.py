@@ -5,16 +5,18 @@
 >>> results = model.set_classes(["red circle", "purple star"]).predict("image.jpg")
 
 Importing ``ovdet`` loads no torch: the names below that need it (``build``, ``load``, ``OVDetector``, ...) import
-their modules on first use (PEP 562), so the command line can configure threading before torch starts, and code
-that only runs an exported model never pays for torch.
+their modules on first use (PEP 562). So ``ovdet.load_onnx`` (ONNX Runtime) runs on a machine without PyTorch, and
+the command line can configure threading before torch starts.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
 import importlib
 from typing import Any
 
-from .errors import (
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402 (after __version__, which modules below read)
     CheckpointError,
     ConfigError,
     DatasetError,
@@ -28,58 +30,39 @@ from .errors import (
     VocabularyError,
     WeightsUnavailableError,
 )
-from .masks import Masks
-from .results import Result
+from .masks import Masks  # noqa: E402
+from .results import Result  # noqa: E402
 
 # name -> module that defines it, imported on first access
 _LAZY = {
+    "OnnxDetector": ".runtime",
+    "OnnxTextEncoder": ".runtime",
+    "load_onnx": ".runtime",
+    # PyTorch
     "build": ".api",
     "from_ultralytics": ".api",
     "list_models": ".api",
     "list_weights": ".api",
     "load": ".api",
-    "load_onnx": ".api",
+    "export_text_encoder": ".text.export",
     "ModelConfig": ".model",
     "OVDetector": ".model",
-    "OnnxDetector": ".model.runtime",
     "TextEncoder": ".text",
 }
-
-__all__ = [
-    "CheckpointError",
-    "ConfigError",
-    "DatasetError",
-    "DisplayError",
-    "FusedModelError",
-    "Masks",
-    "ModelConfig",
-    "OVDetError",
-    "OVDetector",
-    "OnnxDetector",
-    "OutputError",
-    "PickleRefusedError",
-    "Result",
-    "SourceError",
-    "TextEncoder",
-    "UnknownModelError",
-    "VocabularyError",
+_EAGER = [
+    "CheckpointError", "ConfigError", "DatasetError", "DisplayError", "FusedModelError", "Masks", "OVDetError",
+    "OutputError", "PickleRefusedError", "Result", "SourceError", "UnknownModelError", "VocabularyError",
     "WeightsUnavailableError",
-    "__version__",
-    "build",
-    "from_ultralytics",
-    "list_models",
-    "list_weights",
-    "load",
-    "load_onnx",
-]
+]  # fmt: skip
+__all__ = sorted([*_EAGER, *_LAZY, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'ovdet' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def __dir__() -> list[str]:

@@ -10,10 +10,9 @@ from .io import weights as weights_table
 from .model import OVDetector, build_detector, list_configs, load_config
 from .model.device import resolve_device
 from .model.config import ModelConfig
-from .model.runtime import OnnxDetector
 from .text import DEFAULT_TEXT_ENCODER, TextEncoder
 
-__all__ = ["build", "load", "load_onnx", "list_models", "list_weights", "from_ultralytics"]
+__all__ = ["build", "load", "list_models", "list_weights", "from_ultralytics"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,18 +90,6 @@ def from_ultralytics(
     from .io.convert import from_ultralytics as convert
 
     return convert(path, trust_pickle=trust_pickle, text_encoder=text_encoder, device=device)
-
-
-def load_onnx(path: str | os.PathLike, *, threads: int | None = None) -> OnnxDetector:
-    """A detector from a file written by ``model.export("onnx", path)``, run with ONNX Runtime.
-
-    Its ``predict`` takes the same arguments and returns the same results as ``OVDetector.predict``; the vocabulary
-    is the one folded in at export.
-
-    Raises:
-        CheckpointError: not a readable ONNX file exported by ovdet.
-    """
-    return OnnxDetector(path, threads=threads)
 
 
 def list_models() -> list[str]:

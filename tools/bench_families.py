@@ -138,8 +138,8 @@ def bench_family_predict(args: argparse.Namespace) -> None:
 
 _MASKS_CHILD = r"""
 import resource, sys, time, torch
-from ovdet.model.masks import masks_from_prototypes
-from ovdet.model.preprocess import letterbox
+from ovdet.runtime.masks import masks_from_prototypes
+from ovdet.runtime.letterbox import letterbox
 import numpy as np
 from ultralytics.utils.ops import process_mask_native
 which, n, full = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
@@ -158,7 +158,7 @@ else:  # boxes of 2-25 % of the frame's side, as a street scene's objects
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 if which == "ovdet":
-    out = masks_from_prototypes(protos, coef, boxes, info)
+    out = masks_from_prototypes(protos.numpy(), coef.numpy(), boxes.numpy(), info)
 else:
     out = process_mask_native(protos, coef, boxes, (h, w))
 seconds = time.perf_counter() - t

@@ -8,6 +8,7 @@
     python tools/benchmark.py predict --threads 2   # ovdet vs ultralytics YOLOWorld.predict on the same weights
     python tools/benchmark.py --threads 2 predict --model yoloe-11s-seg   # other families: see tools/bench_families.py
     python tools/benchmark.py masks     # 300 masks on a 4K frame: time and peak memory, ovdet vs ultralytics
+    python tools/benchmark.py int8 --threads 2      # INT8 vs fp32 ONNX on the bundled model: AP50 and speed
 
 Run on an otherwise idle machine; threads default to all cores (``--threads`` to pin).
 """
@@ -36,12 +37,15 @@ def lvis_names() -> list[str]:
     return names
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.thread_time, the CPU time of the calling thread
+
+
 def timed(fn, repeat: int = 1) -> list[float]:
     out = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = CLOCK()
         fn()
-        out.append(time.perf_counter() - t)
+        out.append(CLOCK() - t)
     return out
 
 
@@ -74,6 +78,13 @@ def bench_text(args: argparse.Namespace) -> None:
                 tower(chunk)
 
     full = timed(untrimmed)[0]
+
+    import ovdet
+    from ovdet.runtime import OnnxTextEncoder
+
+    onnx_path = ovdet.export_text_encoder(encoder, Path(tempfile.mkdtemp(prefix="ovdet-bench-text-")) / "text.onnx")
+    onnx_encoder = OnnxTextEncoder(onnx_path, cache=None, threads=args.threads)
+    onnx_cold = timed(lambda: onnx_encoder.encode(names))[0]
     print(f"text encoder: {args.text_encoder} ({'random' if encoder.travels else 'pretrained'} weights), "
           f"torch threads: {torch.get_num_threads()}")
     print(f"build (incl. text tower): {build_s:8.2f} s")
@@ -82,6 +93,7 @@ def bench_text(args: argparse.Namespace) -> None:
     print(f"  warm (in memory)         {statistics.median(warm_memory) * 1e3:8.1f} ms  target <= 50 ms")
     print(f"  warm (from disk)         {statistics.median(warm_disk) * 1e3:8.1f} ms")
     print(f"  untrimmed 77-token pass  {full:8.2f} s   -> trimming is {full / cold:.1f}x faster")
+    print(f"  cold, ONNX Runtime text encoder (exported, no torch)  {onnx_cold:8.2f} s")
 
 
 def _make_yolo_dataset(root: Path, n: int, size: tuple[int, int], seed: int = 0) -> Path:
@@ -399,40 +411,64 @@ def bench_predict(args: argparse.Namespace) -> None:
     imgsz = args.imgsz
 
     theirs = YOLOWorld(str(checkpoint))
-    plain = ovdet.from_ultralytics(checkpoint, trust_pickle=True)  # the caller vouches for --weights
+    default = ovdet.from_ultralytics(checkpoint, trust_pickle=True)  # the caller vouches for --weights
+    plain = ovdet.from_ultralytics(checkpoint, trust_pickle=True)
+    plain.fast_predict = False  # the model itself: BatchNorm unfused, text unfolded
     fused = ovdet.from_ultralytics(checkpoint, trust_pickle=True).fuse()
+    calibration = [image, cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "zidane.jpg"))]
     print(f"weights: {checkpoint.name if args.weights else f'random yolov8{args.scale}-worldv2 (BN stats from photos)'}"
           f", image: bus.jpg (810x1080), imgsz {imgsz}, torch threads {threads}, ONNX Runtime threads {threads}, "
           f"median of {args.repeat} interleaved runs after {args.warmup} warm-up runs")
     print(f"torch {torch.__version__}, ultralytics {ultralytics.__version__}, "
-          f"onnxruntime {__import__('onnxruntime').__version__}, CPU: {os.cpu_count()} cores")
+          f"onnxruntime {__import__('onnxruntime').__version__}, CPU: {os.cpu_count()} cores, clock: "
+          f"{'CPU time of the calling thread' if CLOCK is time.thread_time else 'wall'}")
 
+    runtime_path = default.export("onnx", tmp / "runtime.onnx", vocabulary="runtime", imgsz=imgsz)
     for label, names in (("80 COCO classes", coco_names()), ("1,203 LVIS classes", lvis_names())):
         gen = torch.Generator().manual_seed(1)
         emb = torch.nn.functional.normalize(torch.randn(len(names), 512, generator=gen), dim=-1)
-        plain.set_classes(names, embeddings=emb)
-        fused.set_classes(names, embeddings=emb)
+        for model in (default, plain, fused):
+            model.set_classes(names, embeddings=emb)
         theirs.model.txt_feats = plain.class_embeddings[None].clone()  # what YOLOWorld.set_classes would install
         theirs.model.names = dict(enumerate(names))
         theirs.model.model[-1].nc = len(names)
         theirs.predictor = None
-        onnx_path = plain.export("onnx", tmp / f"model-{len(names)}.onnx", imgsz=imgsz)
-        onnx_model = ovdet.load_onnx(onnx_path, threads=threads)
+        k = len(names)
+        folded_path = plain.export("onnx", tmp / f"folded-{k}.onnx", imgsz=imgsz)
+        int8_folded = plain.export("onnx", tmp / f"folded-{k}-int8.onnx", imgsz=imgsz, int8=True, calibration=calibration)
+        int8_runtime = tmp / "runtime-int8.onnx"
+        if not int8_runtime.exists():  # calibrated on the 80 classes; the graph takes any K
+            plain.export("onnx", int8_runtime, vocabulary="runtime", imgsz=imgsz, int8=True, calibration=calibration)
+        onnx_models = {}
+        for key, path in (("runtime", runtime_path), ("folded", folded_path), ("runtime int8", int8_runtime),
+                          ("folded int8", int8_folded)):  # fmt: skip
+            onnx_models[key] = ovdet.load_onnx(path, threads=threads)
+            if key.startswith("runtime"):
+                onnx_models[key].set_classes(names, embeddings=emb.numpy())
         variants = {
             "ultralytics YOLOWorld.predict": lambda: theirs.predict(image, imgsz=imgsz, device="cpu", verbose=False),
-            "ovdet predict (PyTorch)": lambda: plain.predict(image, imgsz=imgsz),
-            "ovdet fuse() + predict (PyTorch)": lambda: fused.predict(image, imgsz=imgsz),
-            "ovdet ONNX Runtime predict": lambda: onnx_model.predict(image, imgsz=imgsz),
+            "ovdet predict (as loaded: default)": lambda: default.predict(image, imgsz=imgsz),
+            "ovdet predict, fast_predict=False": lambda: plain.predict(image, imgsz=imgsz),
+            "ovdet fuse() + predict": lambda: fused.predict(image, imgsz=imgsz),
+            "ONNX Runtime, runtime vocabulary": lambda: onnx_models["runtime"].predict(image, imgsz=imgsz),
+            "ONNX Runtime, folded": lambda: onnx_models["folded"].predict(image, imgsz=imgsz),
+            "ONNX Runtime INT8, runtime vocabulary": lambda: onnx_models["runtime int8"].predict(image, imgsz=imgsz),
+            "ONNX Runtime INT8, folded": lambda: onnx_models["folded int8"].predict(image, imgsz=imgsz),
         }
         reference = theirs.predict(image, imgsz=imgsz, device="cpu", verbose=False)[0]
         counts = {"ultralytics YOLOWorld.predict": len(reference.boxes)}
         counts.update({name: len(fn()[0]) for name, fn in list(variants.items())[1:]})
         times = interleaved(variants, args.repeat, args.warmup, threads)
         base = statistics.median(times["ultralytics YOLOWorld.predict"])
-        print(f"\npredict, {label}                     median ms   vs ultralytics   detections")
+        best = min(times["ultralytics YOLOWorld.predict"])
+        print(f"\npredict, {label}               median ms  vs ultralytics   best ms  vs ultralytics  detections")
         for name, t in times.items():
             ms = statistics.median(t)
-            print(f"  {name:38s} {ms * 1e3:9.1f}   {ms / base:8.2f}x   {counts[name]:10d}")
+            print(f"  {name:38s} {ms * 1e3:7.1f}   {ms / base:8.2f}x   {min(t) * 1e3:7.1f}   {min(t) / best:8.2f}x"
+                  f"   {counts[name]:6d}")
+        weights = sum(t.numel() * t.element_size() for t in [*default.parameters(), *default.buffers()])
+        print(f"  fast path: folded copy {default._inference_copy.nbytes / 2**20:.1f} MiB beside the model's "
+              f"{weights / 2**20:.1f} MiB of parameters and buffers")
 
     names = lvis_names()
     encoder = TextEncoder("ViT-B-32-quickgelu")  # random weights: the cost is the same as openai's, no download
@@ -446,9 +482,61 @@ def bench_predict(args: argparse.Namespace) -> None:
     print(f"  warm (cached), fused model (+ refolding) {statistics.median(warm_fused) * 1e3:8.1f} ms")
 
 
+def bench_int8(args: argparse.Namespace) -> None:
+    """AP50 change and speed of INT8 against fp32 ONNX exports of the bundled model, on a fresh synthetic test split
+    (seed unlike the training data's 0), calibrated on a fresh validation split of seen pairs."""
+    os.environ["OVDET_CACHE"] = tempfile.mkdtemp(prefix="ovdet-bench-cache-")
+    import ovdet
+    from ovdet.data.datasets import load_dataset_config, load_split
+    from ovdet.data.synthetic import write_dataset
+    from ovdet.engine.evaluate import evaluate
+    from ovdet.images import read_image
+
+    threads = args.threads or torch.get_num_threads()
+    root = Path(tempfile.mkdtemp(prefix="ovdet-bench-int8-"))
+    write_dataset(root / "data", train=0, val=args.calibration, test=args.test, seed=args.seed, workers=2,
+                  progress=False)  # fmt: skip
+    data = load_dataset_config(root / "data" / "data.yaml")
+    test = load_split(data, "test")
+    model = ovdet.load()
+    model.set_classes({n: list(data.texts.get(n, (n,))) for n in test.names})
+    ovdet.export_text_encoder(model.text_encoder, root / "text_encoder.onnx")
+    calibration = root / "data" / "val" / "images"
+    paths = {}
+    for vocabulary in ("runtime", "folded"):
+        for int8 in (False, True):
+            name = f"{vocabulary}{' int8' if int8 else ''}"
+            t = time.perf_counter()
+            paths[name] = model.export("onnx", root / f"{vocabulary}-{int(int8)}.onnx", vocabulary=vocabulary,
+                                       int8=int8, calibration=calibration if int8 else None)  # fmt: skip
+            print(f"export {name}: {time.perf_counter() - t:.1f} s")
+    models = {name: ovdet.load_onnx(path, threads=threads, text_encoder=root / "text_encoder.onnx"
+                                    if name.startswith("runtime") else None) for name, path in paths.items()}  # fmt: skip
+    print(f"bundled model ({model.config.name}, imgsz {model.default_imgsz}), fresh synthetic test split: "
+          f"{len(test.records)} images (seed {args.seed}), 64 classes; INT8 calibrated on {args.calibration} fresh "
+          f"validation images; ONNX Runtime {threads} threads, torch {threads} threads")
+    print(f"  {'model':22s} {'AP50':>7s} {'seen':>7s} {'held-out':>9s} {'AP':>7s}")
+    for name, m in [("PyTorch (default)", model), *models.items()]:
+        r = evaluate(m, test, texts=data.texts, group_by="held_out", progress=False)
+        g = r["groups"]
+        print(f"  {name:22s} {r['AP50']:7.4f} {g['held_out=False']['AP50']:7.4f} {g['held_out=True']['AP50']:9.4f} "
+              f"{r['AP']:7.4f}")
+    images = [read_image(str(r.path))[0] for r in test.records[: args.images]]
+    variants = {name: (lambda m=m: m.detect(images)) for name, m in [("PyTorch (default)", model), *models.items()]}
+    times = interleaved(variants, args.repeat, 1, threads)
+    base = statistics.median(times["runtime"])
+    print(f"latency: detect() on {len(images)} test images per call (batched by letterbox shape), per image, "
+          f"median of {args.repeat}:")
+    for name, t in times.items():
+        ms = statistics.median(t) / len(images) * 1e3
+        print(f"  {name:22s} {ms:7.2f} ms/image   {statistics.median(t) / base:5.2f}x fp32 runtime")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: CPU time of the calling thread (with --threads 1), robust to a loaded machine")
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("text", help="set_classes timing for the 1,203 LVIS names")
     p.add_argument("--text-encoder", default="ViT-B-32-quickgelu", help="spec; default: random-weight ViT-B/32")
@@ -498,7 +586,21 @@ def main(argv: list[str] | None = None) -> int:
     from bench_families import add_parsers
 
     add_parsers(sub)
+    p = sub.add_parser("int8", help="INT8 vs fp32 ONNX exports of the bundled model: AP50 change and speed")
+    p.add_argument("--test", type=int, default=600, help="fresh test images")
+    p.add_argument("--calibration", type=int, default=100, help="fresh calibration images")
+    p.add_argument("--seed", type=int, default=12, help="dataset seed (the bundled model trained on seed 0)")
+    p.add_argument("--images", type=int, default=32, help="images timed per repeat")
+    p.add_argument("--repeat", type=int, default=5)
+    p.set_defaults(func=bench_int8)
     args = parser.parse_args(argv)
+    if args.clock == "cpu":
+        # one thread: torch, ONNX Runtime (intra_op_num_threads=1 runs on the caller) and ultralytics all compute on
+        # the calling thread, so its CPU time is the work done, whatever other processes do to the wall clock
+        if args.threads != 1:
+            parser.error("--clock cpu needs --threads 1 (the work must run on the calling thread to be counted)")
+        global CLOCK
+        CLOCK = time.thread_time
     if args.threads:
         torch.set_num_threads(args.threads)
     if getattr(args, "ovdet", "unset") is None:

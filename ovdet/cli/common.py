@@ -14,6 +14,8 @@ __all__ = [
     "quiet_opencv",
     "prepare_compute",
     "resolve_model",
+    "is_onnx_model",
+    "load_onnx_model",
     "parse_classes",
     "probability",
     "positive_int",
@@ -46,15 +48,16 @@ def add_model_args(parser: argparse.ArgumentParser, *, device_default: str | Non
     parser.add_argument(
         "--model",
         default=None,
-        help="a saved model folder, a known weights name, or an architecture config (name or YAML: random weights); "
-        "default: the bundled default model",
+        help="a saved model folder, a known weights name, an exported model.onnx (ONNX Runtime), or an architecture "
+        "config (name or YAML: random weights); default: the bundled default model",
     )
     parser.add_argument(
         "--text-encoder",
         default=None,
         help="text encoder spec: for a config, the encoder to build with (default: the one the config names, else "
         "ViT-B-32-quickgelu:openai); for a saved model, the same tower from elsewhere, e.g. its weights as a file "
-        "offline: 'ViT-B-32-quickgelu:/path/open_clip_model.safetensors'",
+        "offline: 'ViT-B-32-quickgelu:/path/open_clip_model.safetensors'; for an ONNX model, its exported "
+        "text_encoder.onnx (default: the one beside it)",
     )
     parser.add_argument("--device", default=device_default, help="cpu, cuda, cuda:1, mps (default: cpu)")
     parser.add_argument(
@@ -86,13 +89,21 @@ def quiet_opencv() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-def prepare_compute(device: str | None, threads: int | None, imgsz: int | None = None, batch: int = 1) -> str:
+def prepare_compute(
+    device: str | None, threads: int | None, imgsz: int | None = None, batch: int = 1, *, model: str | None = None
+) -> str:
     """Check the device, set the CPU threads and check that ``imgsz`` can fit, before any model loads; returns the
-    device as a string.
+    device as a string. For an ONNX ``model`` nothing touches torch: ONNX Runtime checks the device and takes the
+    threads when the model loads (:func:`resolve_model`).
 
     Raises:
         ConfigError: a device this machine does not have, or an input size that cannot fit in memory.
     """
+    if model is not None and is_onnx_model(model):
+        from ..runtime.session import execution_providers
+
+        execution_providers(device or "cpu")  # a device ONNX Runtime cannot use fails here, before the load
+        return device or "cpu"
     from ..model.device import check_memory, resolve_device, set_threads
 
     dev = resolve_device(device or "cpu")
@@ -102,8 +113,11 @@ def prepare_compute(device: str | None, threads: int | None, imgsz: int | None =
     return str(dev)
 
 
-def resolve_model(model: str | None, text_encoder: str | None, device: str):
-    """The model ``--model`` names (see :func:`ovdet.io.resolve.resolve_model`), on ``device``."""
+def resolve_model(model: str | None, text_encoder: str | None, device: str, threads: int | None = None):
+    """The model ``--model`` names (see :func:`ovdet.io.resolve.resolve_model`), on ``device``; an ONNX export (or
+    bundle folder) runs in ONNX Runtime, without torch, on ``threads`` (torch's were set by :func:`prepare_compute`)."""
+    if model is not None and is_onnx_model(model):
+        return load_onnx_model(model, text_encoder, device, threads)
     from ..io.resolve import resolve_model as resolve
 
     return resolve(model, text_encoder=text_encoder, device=device)
@@ -175,3 +189,21 @@ def check_outputs(outputs: dict[str, os.PathLike | str | None], sources: list) -
         if real in seen:
             raise OutputError(f"{option} and {seen[real]} are the same file ({path}); give each output its own path")
         seen[real] = option
+
+
+def is_onnx_model(model: str) -> bool:
+    """An exported ``.onnx`` file, or a bundle folder holding ``model.onnx`` (and no saved PyTorch model)."""
+    from pathlib import Path
+
+    path = Path(model)
+    return model.endswith(".onnx") or (path.is_dir() and (path / "model.onnx").is_file()
+                                       and not (path / "config.json").is_file())  # fmt: skip
+
+
+def load_onnx_model(model: str, text_encoder: str | None, device: str, threads: int | None = None):
+    """``ovdet.load_onnx``: ONNX Runtime on ``device`` with ``threads``; ``--text-encoder`` names an exported
+    text-encoder ONNX."""
+    from ..runtime import load_onnx
+    from ..runtime.session import execution_providers
+
+    return load_onnx(model, text_encoder=text_encoder, threads=threads, providers=execution_providers(device))

@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, what="--out folder", owned=has_marker("eval"), overwrite=args.overwrite)
     data = load_dataset_config(args.data)
     split = load_split(data, args.split, strict=args.strict)
-    device = prepare_compute(args.device, args.threads, args.imgsz, args.batch)
+    device = prepare_compute(args.device, args.threads, args.imgsz, args.batch, model=args.model)
     if not getattr(args, "verbose", False):
         quiet_opencv()
-    model = resolve_model(args.model, args.text_encoder, device)
+    model = resolve_model(args.model, args.text_encoder, device, args.threads)
     metrics = evaluate(
         model, split, texts=data.texts, metric=args.metric, conf=args.conf, iou=args.iou, max_det=args.max_det,
         imgsz=args.imgsz, batch=args.batch, out_dir=args.out, group_by=args.group_by, overwrite=args.overwrite,

@@ -97,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes, args.classes_file) if given else None
     items = resolve_images(args.source)  # missing files, videos, empty folders: before anything else
     save_dir, json_path = _check_outputs(args, items)
-    device = prepare_compute(args.device, args.threads, args.imgsz, min(args.batch, len(items)))
+    device = prepare_compute(args.device, args.threads, args.imgsz, min(args.batch, len(items)), model=args.model)
     if not getattr(args, "verbose", False):
         quiet_opencv()
-    model = resolve_model(args.model, args.text_encoder, device)
+    model = resolve_model(args.model, args.text_encoder, device, args.threads)
     if classes is not None:
         model.set_classes(classes)
     elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary

@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json, what="--json file", example="out.jsonl")
     check_outputs({**{f"--out ({v.name})" if len(videos) > 1 else "--out": v for v in videos}, "--json": args.json},
                   args.source)  # fmt: skip
-    device = prepare_compute(args.device, args.threads, args.imgsz, len(args.source))  # a frame of each per pass
+    # a frame of each source per pass
+    device = prepare_compute(args.device, args.threads, args.imgsz, len(args.source), model=args.model)
     if not getattr(args, "verbose", False):
         quiet_opencv()
     reconnect = Reconnect(attempts=args.reconnect_attempts, backoff=args.reconnect_delay)
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     printing = not (args.out or args.json or args.show)  # nothing else asked for: print detections, as predict does
     stats = None
     try:
-        model = resolve_model(args.model, args.text_encoder, device)
+        model = resolve_model(args.model, args.text_encoder, device, args.threads)
         if classes is not None:
             model.set_classes(classes)
         elif not model.names:

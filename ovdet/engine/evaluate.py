@@ -23,6 +23,7 @@ from ..errors import DatasetError
 from ..fileio import JsonArrayWriter, atomic_write_text, prepare_output_dir
 from ..io.formats import to_coco_detections
 from ..model.detector import OVDetector
+from ..runtime.detector import OnnxDetector
 from .ground_truth import normalize_ground_truth
 
 __all__ = ["evaluate", "COCO_KEYS", "LVIS_KEYS"]
@@ -159,7 +160,7 @@ def _lvis_metrics(gt: dict, predictions: list[dict], max_det: int) -> dict[str, 
 
 
 def evaluate(
-    model: OVDetector,
+    model: OVDetector | OnnxDetector,
     split: SplitData,
     *,
     texts: dict[str, tuple[str, ...]] | None = None,
@@ -177,7 +178,8 @@ def evaluate(
     """Evaluate ``model`` on a split, with the split's category names (and their ``texts`` prompts) as vocabulary.
 
     Args:
-        model: The detector; its vocabulary is restored afterwards.
+        model: The detector (PyTorch, or an ONNX export with a runtime vocabulary); its vocabulary is restored
+            afterwards.
         split: A loaded split (:func:`ovdet.data.datasets.load_split`).
         texts: Optional prompts per class name (synonyms are ensembled).
         metric: ``"coco"`` (pycocotools) or ``"lvis"`` (the lvis package; needs LVIS-format ground truth).

@@ -16,9 +16,10 @@ from ..results import Result
 from ..text.encoder import TextEncoder
 from ..text.vocabulary import ClassSpec, Vocabulary
 from .config import ModelConfig
+from .fast import InferenceCopy
 from .head import HeadOutput
+from ..runtime.predictor import Predictor
 from .postprocess import decode_boxes, results_from_outputs
-from .predictor import Predictor
 from .preprocess import preprocess
 
 __all__ = ["OVDetector"]
@@ -39,6 +40,11 @@ class OVDetector(nn.Module, Predictor):
     The vocabulary lives in the ``class_embeddings`` buffer ``(K, D)`` (saved in ``state_dict``, moved by ``.to()``,
     resized by :meth:`set_classes`) and in :attr:`names`. A prompt-free model (YOLOE ``-pf``) scores a built-in
     vocabulary held by its head instead: its ``class_embeddings`` stay empty and :meth:`set_classes` is refused.
+
+    In eval mode, :meth:`predict`, :meth:`stream` and evaluation run a folded copy of the model (:meth:`fuse`'s
+    speed without calling it), built on first use and kept in step with weights, vocabulary, device and dtype
+    (:mod:`ovdet.model.fast`); ``train()``, ``save()`` and ``state_dict()`` see only this, unfused, model. Set
+    :attr:`fast_predict` to ``False`` to run the model itself (no extra memory).
     """
 
     def __init__(
@@ -75,6 +81,8 @@ class OVDetector(nn.Module, Predictor):
         self._prompts: tuple[tuple[str, ...], ...] = ()
         self._fused = False
         self._folded_for: tuple[int, int] | None = None  # which class_embeddings tensor (and version) is folded
+        self._inference_copy = InferenceCopy()
+        self._fast_predict = True
 
     # ------------------------------------------------------------------ properties
     @property
@@ -144,8 +152,8 @@ class OVDetector(nn.Module, Predictor):
                 return self.head.forward_folded(self.neck.forward_folded(self.backbone(images)))
             text_embeddings = self.class_embeddings
         if text_embeddings.ndim == 2:
-            text_embeddings = text_embeddings.unsqueeze(0)
-        text = text_embeddings.to(images.dtype).expand(images.shape[0], -1, -1)
+            text_embeddings = text_embeddings.unsqueeze(0)  # (1, K, D): shared by the batch, broadcast where used
+        text = text_embeddings.to(images.dtype)
         feats = self.backbone(images)
         feats = self.neck(feats, text)
         return self.head(feats, text)
@@ -185,7 +193,7 @@ class OVDetector(nn.Module, Predictor):
             return
         if vocab.embeddings.shape[-1] != self.embed_dim:
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
-        self.class_embeddings = vocab.embeddings.to(self.class_embeddings)
+        self.class_embeddings = torch.as_tensor(vocab.embeddings).to(self.class_embeddings)
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
         if self._fused:
             self._fold_vocabulary()
@@ -213,7 +221,7 @@ class OVDetector(nn.Module, Predictor):
 
     @property
     def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu())
+        return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu().numpy().copy())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
         if self._fused:
@@ -265,7 +273,20 @@ class OVDetector(nn.Module, Predictor):
             self.head.fold_text(self.class_embeddings)
         self._folded_for = self._vocabulary_key()
 
+    @property
+    def fast_predict(self) -> bool:
+        """Whether eval-mode prediction runs a folded copy of the model (default ``True``; see the class docstring).
+        Assigning it drops the copy, so the next prediction builds a fresh one if still on."""
+        return self._fast_predict
+
+    @fast_predict.setter
+    def fast_predict(self, value: bool) -> None:
+        self._fast_predict = bool(value)
+        self._inference_copy.clear()
+
     def train(self, mode: bool = True) -> OVDetector:
+        if mode and "_inference_copy" in self.__dict__:
+            self._inference_copy.clear()  # training changes the weights: free the copy's memory now
         if mode and getattr(self, "_fused", False):
             raise FusedModelError(
                 "this model was fused for inference (model.fuse()): its BatchNorms are folded into the convolutions, "
@@ -280,43 +301,63 @@ class OVDetector(nn.Module, Predictor):
         self, images: list[np.ndarray], size: tuple[int, int], **select: Any
     ) -> list[Result]:
         """One forward pass over images that letterbox to the same input shape (see :meth:`Predictor.detect`)."""
-        was_training = self.training
-        self.eval()
+        fast = self._fast_predict and not self._fused and not self.training and len(self.class_embeddings) > 0
+        model = self._inference_copy.get(self) if fast else self  # the folded copy: fuse()'s speed, this model kept
+        was_training = model.training
+        model.eval()
         try:
-            batch, letterboxes = preprocess(images, size, stride=self.stride, device=self.device)
+            batch, letterboxes = preprocess(images, size, stride=self.stride, device=model.device)
             if batch.device.type == "cpu" and torch.backends.mkldnn.is_available():
                 # oneDNN convolves channels-last input ~20% faster, even with contiguous weights (ultralytics'
                 # predictor converts the model itself; this leaves the model as it is)
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            out = self(batch.to(self.class_embeddings.dtype))  # the vocabulary, folded once fuse() was called
+            out = model(batch.to(model.class_embeddings.dtype))  # the vocabulary, folded once fused
             boxes = decode_boxes(out)  # (B, A, 4) in input pixels
             scores = out.class_logits.sigmoid()  # (B, K, A)
         finally:
-            self.train(was_training)
+            model.train(was_training)
         return results_from_outputs(
-            boxes, scores, letterboxes, self._names, end2end=self.end2end, mask_coefficients=out.mask_coefficients,
+            boxes, scores, letterboxes, self._names, end2end=model.end2end, mask_coefficients=out.mask_coefficients,
             protos=out.protos, **select,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ export
     def export(
-        self, format: str, path: str | os.PathLike, *, imgsz: int | tuple[int, int] | None = None, opset: int = 17
+        self,
+        format: str,
+        path: str | os.PathLike,
+        *,
+        vocabulary: str = "folded",
+        imgsz: int | tuple[int, int] | None = None,
+        opset: int = 17,
+        int8: bool = False,
+        calibration: Any = None,
     ) -> str:
-        """Export the model with its current vocabulary folded in; returns the written path.
+        """Export the model; returns the written path. This model is not changed.
 
         ``format="onnx"``: images ``(B, 3, H, W)`` → decoded boxes and scores, dynamic batch and size, metadata
-        included (see :mod:`ovdet.model.export`); predict with it via ``ovdet.load_onnx(path)``. This model is not
-        changed (an unfused model is exported through a fused copy).
+        included (see :mod:`ovdet.model.export`); predict with ``ovdet.load_onnx(path)``, which needs no torch.
+
+        Args:
+            vocabulary: ``"folded"`` (default): the current classes folded in, fastest. ``"runtime"``: the graph
+                also takes ``class_embeddings`` ``(K, D)``, any K, so ``load_onnx(path).set_classes([...])`` changes
+                classes (names are embedded with the exported text encoder, see ``ovdet.export_text_encoder``).
+            imgsz: Tracing size and the default inference size recorded in the file.
+            opset: ONNX opset.
+            int8: INT8 static quantisation (QDQ) through ONNX Runtime, calibrated on ``calibration`` images.
+            calibration: Images for ``int8`` (a folder, glob or list, as ``predict`` takes).
 
         Raises:
-            ValueError: an unknown format.
-            VocabularyError: no vocabulary is set.
+            ValueError: an unknown format or vocabulary mode; ``int8`` without ``calibration``.
+            VocabularyError: no vocabulary is set where one is needed.
+            ConfigError: ``path`` is a folder, or a file ovdet did not write.
         """
         if format != "onnx":
             raise ValueError(f"unknown export format {format!r}; supported: 'onnx'")
         from .export import export_onnx
 
-        return str(export_onnx(self, path, imgsz=imgsz, opset=opset))
+        return str(export_onnx(self, path, vocabulary=vocabulary, imgsz=imgsz, opset=opset, int8=int8,
+                               calibration=calibration))  # fmt: skip
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike, *, half: bool = False, overwrite: bool = False) -> str:

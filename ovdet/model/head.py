@@ -76,16 +76,23 @@ class OVHead(nn.Module):
             nn.init.constant_(branch[-1].bias, 1.0)
 
     def forward(self, feats: list[torch.Tensor], text: torch.Tensor) -> HeadOutput:
-        """``feats``: per-level ``(B, C_i, H_i, W_i)``; ``text``: ``(B, K, D)`` embeddings."""
+        """``feats``: per-level ``(B, C_i, H_i, W_i)``; ``text``: ``(B, K, D)`` embeddings, or ``(1, K, D)`` shared by
+        the batch.
+
+        In eval mode the text is folded into each level's scorer on the fly (:func:`~ovdet.model.fuse.score_regions`:
+        the same values, far fewer operations for large K, and no reshape that names K, so exports keep it dynamic).
+        """
+        from .fuse import score_regions
+
         b = feats[0].shape[0]
-        boxes = torch.cat([branch(x).view(b, 4 * self.reg_max, -1) for branch, x in zip(self.box_branch, feats)], 2)
-        logits = torch.cat(
-            [
-                scorer(branch(x), text).view(b, text.shape[1], -1)  # (B, K, H_i * W_i)
-                for branch, scorer, x in zip(self.embed_branch, self.scorers, feats)
-            ],
-            2,
-        )
+        boxes = torch.cat([branch(x).flatten(2) for branch, x in zip(self.box_branch, feats)], 2)
+        if self.training:
+            text = text.expand(b, -1, -1)
+            parts = zip(self.embed_branch, self.scorers, feats)
+            logits = [scorer(branch(x), text).flatten(2) for branch, scorer, x in parts]
+        else:
+            logits = [score_regions(*parts, text) for parts in zip(self.embed_branch, self.scorers, feats)]
+        logits = torch.cat(logits, 2)  # (B, K, A)
         anchors, strides = make_anchors(feats, self.level_strides, 0.5)
         return HeadOutput(boxes, logits, anchors, strides)
 
@@ -97,14 +104,14 @@ class OVHead(nn.Module):
 
         for i, (branch, scorer) in enumerate(zip(self.embed_branch, self.scorers)):
             weight, bias, replaces_last = fold_scorer(branch[-1], scorer, text)
+            weight = weight[:, :, None, None]  # (K, C) → a 1×1 conv
             self.register_buffer(f"folded_weight_{i}", weight.to(branch[-1].weight), persistent=False)
             self.register_buffer(f"folded_bias_{i}", bias.to(branch[-1].weight), persistent=False)
             self._folded_replaces_last = replaces_last
 
     def forward_folded(self, feats: list[torch.Tensor]) -> HeadOutput:
         """:meth:`forward` against the text given to :meth:`fold_text`."""
-        b = feats[0].shape[0]
-        boxes = torch.cat([branch(x).view(b, 4 * self.reg_max, -1) for branch, x in zip(self.box_branch, feats)], 2)
+        boxes = torch.cat([branch(x).flatten(2) for branch, x in zip(self.box_branch, feats)], 2)
         logits = []
         for i, (branch, x) in enumerate(zip(self.embed_branch, feats)):
             weight, bias = getattr(self, f"folded_weight_{i}"), getattr(self, f"folded_bias_{i}")

@@ -19,8 +19,10 @@ __all__ = ["PAN"]
 class PAN(nn.Module):
     """Top-down then bottom-up feature pyramid over P3/P4/P5.
 
-    ``forward(feats, text)``: ``feats`` as the backbone returns them; ``text`` ``(B, K, D)`` text embeddings, used
-    only by a text-guided neck (pass ``None`` otherwise). Returns three maps with ``out_channels`` channels.
+    ``forward(feats, text)``: ``feats`` as the backbone returns them; ``text`` ``(B, K, D)`` text embeddings (or
+    ``(1, K, D)`` shared by the batch), used only by a text-guided neck (pass ``None`` otherwise). Returns three maps
+    with ``out_channels`` channels. In eval mode the attention runs as batched matmuls
+    (:func:`~ovdet.model.fuse.attention_with_text`), so exports keep the class count dynamic.
 
     Args:
         in_channels: Channels of P3, P4, P5.
@@ -72,7 +74,13 @@ class PAN(nn.Module):
         self.out_channels = (o3, o4, o5)
 
     def _run(self, block: nn.Module, x: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
-        return block(x, text) if self.text_guided else block(x)
+        if not self.text_guided:
+            return block(x)
+        if self.training:  # ultralytics' C2fAttn, which wants one text per image
+            return block(x, text.expand(x.shape[0], -1, -1))
+        from .fuse import c2f_attn_with_text
+
+        return c2f_attn_with_text(block, x, text)
 
     def forward(self, feats: list[torch.Tensor], text: torch.Tensor | None = None) -> list[torch.Tensor]:
         return self._pyramid(feats, lambda name, x, t: self._run(getattr(self, name), x, t), text)
@@ -89,7 +97,8 @@ class PAN(nn.Module):
         t4 = run("top_down4", torch.cat([self.upsample(p5), p4], 1), text)
         n3 = run("top_down3", torch.cat([self.upsample(t4), p3], 1), text)
         if self.image_pooling is not None:
-            text = self.image_pooling([n3, t4, p5], text)  # (B, K, D)
+            # ultralytics' ImagePoolingAttn adds per-image updates to the text: it wants one text per image
+            text = self.image_pooling([n3, t4, p5], text.expand(n3.shape[0], -1, -1))  # (B, K, D)
         n4 = run("bottom_up4", torch.cat([self.down3(n3), t4], 1), text)
         n5 = run("bottom_up5", torch.cat([self.down4(n4), p5], 1), text)
         return [n3, n4, n5]

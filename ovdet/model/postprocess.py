@@ -1,20 +1,23 @@
-"""From raw head outputs to detections in original-image pixels: DFL decoding, class selection (batched NMS, or the
-top-k selection of NMS-free end-to-end heads), boxes back to the original image, and instance masks."""
+"""From raw head outputs to detections: DFL box decoding (torch), then the shared, torch-free selection (NMS or an
+end-to-end head's top-k), un-letterboxing and instance masks.
+
+Class selection, NMS and un-letterboxing live in :mod:`ovdet.runtime.postprocess`, used as they are by the ONNX Runtime
+detector, so both detectors turn the same outputs into the same :class:`~ovdet.Result`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
-import torchvision
 from ultralytics.utils.tal import dist2bbox
 
 from ..results import Result
+from ..runtime.letterbox import Letterbox
+from ..runtime.postprocess import result_from_outputs
 from .head import HeadOutput
-from .masks import masks_from_prototypes
-from .preprocess import Letterbox
 
-__all__ = ["decode_boxes", "select_detections", "select_topk", "unletterbox_boxes", "results_from_outputs"]
-
-MAX_NMS = 30000  # candidates kept for NMS, as ultralytics
+__all__ = ["decode_boxes", "results_from_outputs"]
 
 
 def decode_boxes(out: HeadOutput) -> torch.Tensor:
@@ -31,114 +34,37 @@ def decode_boxes(out: HeadOutput) -> torch.Tensor:
     return boxes.transpose(1, 2)
 
 
-def select_detections(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    *,
-    conf: float,
-    iou: float,
-    max_det: int,
-    agnostic: bool = False,
-    multi_label: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Detections of one image: ``boxes`` ``(A, 4)`` xyxy, ``scores`` ``(K, A)`` probabilities.
-
-    Each anchor keeps its best class (or, with ``multi_label``, every class above ``conf``, as for mAP evaluation);
-    candidates above ``conf`` go through ``torchvision.ops.batched_nms`` (per class unless ``agnostic``).
-
-    Returns:
-        ``(boxes (N, 4), scores (N,), class_ids (N,), anchors (N,))``, best score first, N ≤ ``max_det``; ``anchors``
-        index each detection's anchor (for its mask coefficients).
-    """
-    if multi_label and scores.shape[0] > 1:
-        cls, anchor = (scores > conf).nonzero(as_tuple=True)
-        score = scores[cls, anchor]
-    else:
-        score, cls = scores.max(0)
-        anchor = (score > conf).nonzero(as_tuple=True)[0]
-        score, cls = score[anchor], cls[anchor]
-    if score.numel() > MAX_NMS:
-        top = score.topk(MAX_NMS).indices
-        anchor, score, cls = anchor[top], score[top], cls[top]
-    box = boxes[anchor]
-    keep = torchvision.ops.batched_nms(box.float(), score.float(), torch.zeros_like(cls) if agnostic else cls, iou)
-    keep = keep[:max_det]
-    return box[keep], score[keep], cls[keep], anchor[keep]
-
-
-def select_topk(
-    boxes: torch.Tensor, scores: torch.Tensor, *, conf: float, max_det: int, agnostic: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Detections of one image from an end-to-end (one-to-one) head, without NMS, as ultralytics selects them.
-
-    ``boxes`` ``(A, 4)`` xyxy, ``scores`` ``(K, A)``. ultralytics' ``Detect.postprocess`` with the predictor's
-    ``max_det = max(max_det, 300)``: the ``k`` anchors with the best class score, then the best ``k`` (anchor, class)
-    pairs among them (or, with ``agnostic``, each anchor's best class), then those above ``conf``, at most ``max_det``.
-
-    Returns:
-        As :func:`select_detections`.
-    """
-    k = min(max(max_det, 300), scores.shape[1])
-    if agnostic:
-        best, cls = scores.max(0)
-        score, anchor = best.topk(k)
-        cls = cls[anchor]
-    else:
-        candidates = scores.max(0).values.topk(k).indices  # (k,) anchors
-        flat = scores[:, candidates].T.reshape(-1)  # (k * K,) anchor-major, as ultralytics flattens (B, k, nc)
-        score, index = flat.topk(k)
-        anchor, cls = candidates[index // scores.shape[0]], index % scores.shape[0]
-    keep = (score > conf).nonzero(as_tuple=True)[0][:max_det]
-    return boxes[anchor[keep]], score[keep], cls[keep], anchor[keep]
-
-
-def unletterbox_boxes(boxes: torch.Tensor, info: Letterbox) -> torch.Tensor:
-    """Map xyxy boxes from network-input pixels back to the original image, clipped to it."""
-    (gx, gy), (left, top) = info.gain, info.pad
-    offset = boxes.new_tensor([left, top, left, top])
-    gain = boxes.new_tensor([gx, gy, gx, gy])
-    return torchvision.ops.clip_boxes_to_image((boxes - offset) / gain, info.orig_shape)
-
-
 def results_from_outputs(
     boxes: torch.Tensor,
     scores: torch.Tensor,
-    letterboxes: list[Letterbox],
-    names: tuple[str, ...],
+    letterboxes: Sequence[Letterbox],
+    names: Sequence[str],
     *,
     conf: float,
-    iou: float,
-    max_det: int,
-    agnostic: bool = False,
-    multi_label: bool = False,
-    end2end: bool = False,
     mask_coefficients: torch.Tensor | None = None,
     protos: torch.Tensor | None = None,
+    **select,
 ) -> list[Result]:
     """One :class:`Result` per image from decoded ``boxes`` ``(B, A, 4)`` (xyxy, input pixels) and ``scores``
-    ``(B, K, A)`` (probabilities): :func:`select_detections` (or :func:`select_topk` for an ``end2end`` head), then
-    boxes back to original pixels.
+    ``(B, K, A)`` (probabilities), and for segmentation models ``mask_coefficients`` ``(B, M, A)`` and ``protos``
+    ``(B, M, H/4, W/4)``, through :func:`ovdet.runtime.postprocess.result_from_outputs` (``select``: ``iou``,
+    ``max_det``, ``agnostic``, ``multi_label``, ``end2end``).
 
-    With ``mask_coefficients`` ``(B, M, A)`` and ``protos`` ``(B, M, H/4, W/4)``, each result gets instance masks in
-    original pixels (see :mod:`ovdet.model.masks`); as ultralytics' segmentation predictor, detections whose mask is
-    empty are dropped.
+    On the CPU the tensors are handed over without a copy. On a GPU only the anchors whose best score passes ``conf``
+    cross to the host (the others can never be selected, by NMS or by an end-to-end head's top-k), so a large
+    vocabulary costs no large transfer.
     """
     results = []
     for i, info in enumerate(letterboxes):
-        if end2end:
-            b, s, c, a = select_topk(boxes[i], scores[i], conf=conf, max_det=max_det, agnostic=agnostic)
-        else:
-            b, s, c, a = select_detections(
-                boxes[i], scores[i], conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, multi_label=multi_label
-            )
-        b = unletterbox_boxes(b.float(), info)
-        masks = None
-        if mask_coefficients is not None and protos is not None:
-            masks = masks_from_prototypes(protos[i], mask_coefficients[i][:, a].T, b, info)
-            keep = masks.areas > 0
-            if not keep.all():
-                b, s, c, masks = b[torch.from_numpy(keep)], s[torch.from_numpy(keep)], c[torch.from_numpy(keep)], masks[keep]
-        results.append(
-            Result(b.cpu().numpy(), s.float().cpu().numpy(), c.cpu().numpy(), tuple(names), info.orig_shape, masks=masks)
-        )
+        b, s = boxes[i], scores[i]
+        coefficients = mask_coefficients[i] if mask_coefficients is not None else None
+        if b.device.type != "cpu":
+            keep = (s.amax(0) > conf).nonzero(as_tuple=True)[0]
+            b, s = b[keep], s[:, keep]
+            coefficients = coefficients[:, keep] if coefficients is not None else None
+        masks = {}
+        if coefficients is not None and protos is not None:
+            masks = {"mask_coefficients": coefficients.float().cpu().numpy(), "protos": protos[i].float().cpu().numpy()}
+        b, s = b.float().cpu().numpy(), s.float().cpu().numpy()
+        results.append(result_from_outputs(b, s, info, names, conf=conf, **masks, **select))
     return results

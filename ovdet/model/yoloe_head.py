@@ -25,6 +25,7 @@ from ultralytics.nn.modules.block import BNContrastiveHead, Proto26, Residual, S
 from ultralytics.utils.tal import make_anchors
 
 from .config import HeadConfig
+from .fuse import score_regions
 from .head import HeadOutput
 
 __all__ = ["YOLOEHead", "PROPOSAL_THRESHOLD"]
@@ -92,8 +93,10 @@ class _Branch(nn.Module):
             elif folded is not None:
                 weight, bias = folded[i]
                 scores = F.conv2d(self.embed[i][:-1](x), weight, bias).flatten(2)
-            else:
-                scores = self.scorers[i](self.embed[i](x), text).flatten(2)  # (B, K, H*W)
+            elif self.training:  # ultralytics' scorer, which wants one text per image
+                scores = self.scorers[i](self.embed[i](x), text.expand(b, -1, -1)).flatten(2)  # (B, K, H*W)
+            else:  # the same values, the text folded in on the fly: no per-image text, no reshape bakes K in
+                scores = score_regions(self.embed[i], self.scorers[i], x, text)
             logits.append(scores)
         coefficients = None
         if self.masks is not None:
@@ -197,7 +200,8 @@ class YOLOEHead(nn.Module):
             if branch is None:
                 continue
             for i, (embed, scorer) in enumerate(zip(branch.embed, branch.scorers)):
-                weight, bias, _ = fold_scorer(embed[-1], scorer, projected)
+                weight, bias, _ = fold_scorer(embed[-1], scorer, projected)  # (K, C): a 1x1 conv's weight
+                weight = weight[:, :, None, None]
                 self.register_buffer(f"folded_weight_{name}_{i}", weight.to(embed[-1].weight), persistent=False)
                 self.register_buffer(f"folded_bias_{name}_{i}", bias.to(embed[-1].weight), persistent=False)
 

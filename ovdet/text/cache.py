@@ -4,6 +4,9 @@ One safetensors file per encoder key holds an ``(N, D)`` float32 matrix; its met
 Files live in the user cache directory (``$OVDET_CACHE``, else ``$XDG_CACHE_HOME/ovdet``, else ``~/.cache/ovdet``),
 under ``text/``, never inside the package or a repository. Writes are atomic and merge with what is on disk, so two
 processes filling the same cache lose nothing but may each recompute a prompt once.
+
+Torch-free (numpy, ``safetensors.numpy``): the PyTorch ``TextEncoder`` and the ONNX Runtime ``OnnxTextEncoder`` read
+and write the same files under the same encoder keys, so a prompt encoded by either is served to both.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from ..fileio import atomic_write_bytes
 
-__all__ = ["EmbeddingCache", "default_cache_dir"]
+__all__ = ["EmbeddingCache", "default_cache_dir", "DEFAULT_CACHE"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +41,9 @@ class _Table:
 
     __slots__ = ("index", "matrix")
 
-    def __init__(self, texts: Sequence[str] = (), matrix: torch.Tensor | None = None):
+    def __init__(self, texts: Sequence[str] = (), matrix: np.ndarray | None = None):
         self.index = {t: i for i, t in enumerate(texts)}
-        self.matrix = matrix if matrix is not None else torch.empty(0, 0)
+        self.matrix = matrix if matrix is not None else np.empty((0, 0), np.float32)
 
 
 class EmbeddingCache:
@@ -67,11 +70,13 @@ class EmbeddingCache:
         if not path.is_file():
             return _Table()
         try:
-            with safe_open(str(path), framework="pt") as f:
+            with safe_open(str(path), framework="np") as f:
                 meta = f.metadata() or {}
                 if meta.get("encoder") != encoder_key:  # a digest collision, or a foreign file: ignore it
                     return _Table()
-                return _Table(json.loads(meta["texts"]), f.get_tensor("embeddings"))
+                matrix = f.get_tensor("embeddings")
+                matrix.setflags(write=False)
+                return _Table(json.loads(meta["texts"]), matrix)
         except Exception as e:  # a corrupt cache must never break prediction; it is rebuilt on the next write
             logger.warning("ignoring unreadable text-embedding cache %s (%s)", path, e)
             return _Table()
@@ -83,16 +88,18 @@ class EmbeddingCache:
             self._tables[key] = self._read(path, encoder_key)
         return path, self._tables[key]
 
-    def get(self, encoder_key: str, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Return the cached ``(D,)`` embeddings of those ``texts`` that are cached."""
+    def get(self, encoder_key: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return the cached ``(D,)`` float32 embeddings of those ``texts`` that are cached (read-only views)."""
         with self._lock:
             _, table = self._table(encoder_key)
             return {t: table.matrix[table.index[t]] for t in texts if t in table.index}
 
-    def put(self, encoder_key: str, texts: Sequence[str], embeddings: torch.Tensor) -> None:
-        """Add ``embeddings`` (``(N, D)``, row i for ``texts[i]``) and write the cache file atomically."""
-        from safetensors.torch import save
+    def put(self, encoder_key: str, texts: Sequence[str], embeddings: np.ndarray) -> None:
+        """Add ``embeddings`` (``(N, D)`` array or CPU tensor, row i for ``texts[i]``) and write the cache file
+        atomically."""
+        from safetensors.numpy import save
 
+        embeddings = np.asarray(embeddings, dtype=np.float32)
         if len(texts) != len(embeddings):
             raise ValueError(f"{len(texts)} texts but {len(embeddings)} embeddings")
         with self._lock:
@@ -101,13 +108,15 @@ class EmbeddingCache:
             merged_texts = list(on_disk.index)
             seen = set(merged_texts)
             rows = [on_disk.matrix] if merged_texts else []
-            for source in (table, _Table(texts, embeddings.detach().float().cpu())):
+            for source in (table, _Table(texts, embeddings)):
                 new = [t for t in source.index if t not in seen]
                 if new:
                     rows.append(source.matrix[[source.index[t] for t in new]])
                     merged_texts.extend(new)
                     seen.update(new)
-            matrix = torch.cat(rows).contiguous() if rows else embeddings.new_empty(0, embeddings.shape[-1])
+            dim = embeddings.shape[-1]
+            matrix = np.ascontiguousarray(np.concatenate(rows)) if rows else np.empty((0, dim), np.float32)
+            matrix.setflags(write=False)  # rows are handed out as views: nobody may edit the cache through them
             meta = {"encoder": encoder_key, "texts": json.dumps(merged_texts, ensure_ascii=False)}
             try:
                 atomic_write_bytes(path, save({"embeddings": matrix}, metadata=meta))
@@ -119,3 +128,6 @@ class EmbeddingCache:
         """Forget what was read into memory (the files stay); the next call reads from disk again."""
         with self._lock:
             self._tables.clear()
+
+
+DEFAULT_CACHE = EmbeddingCache()  # shared by every encoder in the process, PyTorch and ONNX alike

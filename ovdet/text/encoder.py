@@ -17,18 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import CheckpointError, VocabularyError, WeightsUnavailableError
-from .cache import EmbeddingCache
+from .cache import DEFAULT_CACHE, EmbeddingCache
 from .spec import DEFAULT_TEXT_ENCODER, TextEncoderSpec, parse_text_encoder_spec
 
 __all__ = ["TextEncoder", "DEFAULT_CACHE", "load_state_dict_file"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE = EmbeddingCache()
 _WARNED_TRUNCATED: set[str] = set()  # prompts already warned about in this process
 _USE_DEFAULT = object()
 _TEXT_KEYS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
@@ -337,13 +337,13 @@ class TextEncoder:
         if missing:
             if device is not None:
                 self.to(device)
-            computed = self._encode_uncached(missing)
+            computed = self._encode_uncached(missing).numpy()
             if self.cache is not None:
                 self.cache.put(self.key, missing, computed)
             found.update(zip(missing, computed))
         if not texts:
             return torch.empty(0, self.dim)
-        return torch.stack([found[t] for t in texts]).float()
+        return torch.from_numpy(np.stack([found[t] for t in texts]).astype(np.float32, copy=False))
 
     @property
     def context_length(self) -> int:

@@ -1,4 +1,7 @@
-"""A vocabulary: class names, the prompts that describe each class, and one embedding per class."""
+"""A vocabulary: class names, the prompts that describe each class, and one embedding per class.
+
+Torch-free (numpy), so the PyTorch detector and the ONNX Runtime one build and ensemble vocabularies the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from ..classes import ClassSpec, normalize_classes
 from ..errors import VocabularyError
@@ -18,7 +20,18 @@ __all__ = ["Vocabulary", "ClassSpec", "normalize_classes"]
 class _Encoder(Protocol):
     dim: int
 
-    def encode(self, texts: Sequence[str], *, device: Any = None) -> torch.Tensor: ...
+    def encode(self, texts: Sequence[str], *, device: Any = None) -> Any: ...  # (N, D) array or CPU tensor
+
+
+def _as_float_array(embeddings: Any) -> np.ndarray:
+    if hasattr(embeddings, "detach"):  # a torch tensor, possibly on a GPU (torch itself is never imported here)
+        embeddings = embeddings.detach().float().cpu().numpy()
+    return np.asarray(embeddings)
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm (at least 1e-12), as ``torch.nn.functional.normalize``."""
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,13 +41,16 @@ class Vocabulary:
     Attributes:
         names: One name per class.
         prompts: The texts encoded for each class (``(name,)`` unless synonyms or templates were given).
-        embeddings: ``(K, D)`` float32, L2-normalised; a class with several prompts gets their re-normalised mean,
-            as in open_clip's ``zero_shot_classifier``.
+        embeddings: ``(K, D)`` float32 numpy array, L2-normalised; a class with several prompts gets their
+            re-normalised mean, as in open_clip's ``zero_shot_classifier``.
     """
 
     names: tuple[str, ...]
     prompts: tuple[tuple[str, ...], ...]
-    embeddings: torch.Tensor
+    embeddings: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "embeddings", np.array(_as_float_array(self.embeddings), dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -44,11 +60,12 @@ class Vocabulary:
         """Encode every prompt of every class (through the encoder's cache) and ensemble per class."""
         names, prompts = normalize_classes(classes)
         flat = [t for texts in prompts for t in texts]
-        emb = encoder.encode(flat, device=device)  # (sum of prompts, D)
-        counts = torch.tensor([len(texts) for texts in prompts])
-        owner = torch.repeat_interleave(torch.arange(len(names)), counts)
-        means = torch.zeros(len(names), emb.shape[1]).index_add_(0, owner, emb) / counts[:, None]
-        return cls(names, prompts, torch.nn.functional.normalize(means, dim=-1))
+        emb = _as_float_array(encoder.encode(flat, device=device)).astype(np.float32)  # (sum of prompts, D)
+        owner = np.repeat(np.arange(len(names)), [len(texts) for texts in prompts])
+        sums = np.zeros((len(names), emb.shape[1]), np.float32)
+        np.add.at(sums, owner, emb)
+        means = sums / np.array([len(texts) for texts in prompts], np.float32)[:, None]
+        return cls(names, prompts, _l2_normalize(means))
 
     @classmethod
     def from_embeddings(cls, classes: ClassSpec, embeddings: Any, dim: int) -> Vocabulary:
@@ -59,7 +76,7 @@ class Vocabulary:
         """
         names, prompts = normalize_classes(classes)
         try:
-            emb = torch.as_tensor(np.asarray(embeddings) if not isinstance(embeddings, torch.Tensor) else embeddings)
+            emb = _as_float_array(embeddings).astype(np.float32)
         except (TypeError, ValueError) as e:
             raise VocabularyError(f"embeddings must be an array or tensor of shape ({len(names)}, {dim}): {e}") from e
         if emb.ndim != 2 or tuple(emb.shape) != (len(names), dim):
@@ -67,7 +84,6 @@ class Vocabulary:
                 f"embeddings have shape {tuple(emb.shape)}, expected ({len(names)}, {dim}): "
                 f"one row per class ({len(names)} classes) of the model's text dimension ({dim})"
             )
-        emb = emb.detach().float().cpu()
-        if not torch.isfinite(emb).all() or (emb.norm(dim=-1) == 0).any():
+        if not np.isfinite(emb).all() or (np.linalg.norm(emb, axis=-1) == 0).any():
             raise VocabularyError("embeddings contain NaN, infinite or all-zero rows")
-        return cls(names, prompts, torch.nn.functional.normalize(emb, dim=-1))
+        return cls(names, prompts, _l2_normalize(emb))

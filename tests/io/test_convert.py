@@ -29,7 +29,7 @@ def test_raw_head_outputs_equal_ultralytics(world_checkpoint, converted, scale):
     # the checkpoint's own vocabulary, then another one: parity is not tied to the carried classes
     others = Vocabulary.from_embeddings(list("abcde"), np.random.default_rng(1).normal(size=(5, 512)), 512)
     for vocab in (ours.vocabulary, others):
-        text = vocab.embeddings
+        text = torch.from_numpy(vocab.embeddings)
         theirs.txt_feats = text[None].clone()  # the same (normalised) embeddings on both sides
         theirs.model[-1].nc = len(text)
         with torch.inference_mode():
@@ -39,22 +39,25 @@ def test_raw_head_outputs_equal_ultralytics(world_checkpoint, converted, scale):
         torch.testing.assert_close(out.class_logits, raw["scores"], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+@pytest.mark.parametrize("mode", ["unfused", "fused", "default"])
 @pytest.mark.parametrize("scale", ["n", "s"])
-def test_predictions_equal_ultralytics_predict(world_checkpoint, converted, scale, fused, monkeypatch):
+def test_predictions_equal_ultralytics_predict(world_checkpoint, converted, scale, mode, monkeypatch):
     from ultralytics import YOLOWorld
     from ultralytics.nn.tasks import WorldModel
 
     # On CPU, ultralytics' predictor folds each BatchNorm into its conv (and runs channels-last, as ovdet does), which
     # reorders float32 sums enough to move this random, ill-conditioned model's boxes by ~1e-2 px. So compare like with
-    # like: ovdet's unfused model with ultralytics' predictor kept from fusing, and ovdet's fuse() with ultralytics'
-    # default. Its predictor also sets torch's thread count (to cores - 1), which changes oneDNN's summation order:
-    # run it first, so that both sides use the same count.
-    if fused:
+    # like: ovdet's unfused model (fast_predict off) with ultralytics' predictor kept from fusing, and ovdet's fuse()
+    # or its default fast path (a fused copy) with ultralytics' default. Its predictor also sets torch's thread count
+    # (to cores - 1), which changes oneDNN's summation order: run it first, so that both sides use the same count.
+    if mode == "fused":
         ours = ovdet.from_ultralytics(world_checkpoint(scale), trust_pickle=True).fuse()
+    elif mode == "default":
+        ours = ovdet.from_ultralytics(world_checkpoint(scale), trust_pickle=True)
     else:
         monkeypatch.setattr(WorldModel, "fuse", lambda self, *args, **kwargs: self)
         ours = converted(scale)
+        monkeypatch.setattr(ours, "fast_predict", False)
     theirs = YOLOWorld(str(world_checkpoint(scale)))
     theirs.model.txt_feats = ours.class_embeddings[None].clone()
     images = {photo: cv2.imread(str(ASSETS / f"{photo}.jpg")) for photo in PHOTOS}

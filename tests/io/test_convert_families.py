@@ -121,7 +121,8 @@ def test_predictions_equal_ultralytics_predict(ultralytics_checkpoint, cfg, nms,
         ours.end2end = False
     if fused:  # like with like: ultralytics' predictor folds BatchNorm (see tests/io/test_convert.py)
         ours.fuse()
-    else:
+    else:  # the model itself (not its default folded copy) against ultralytics' predictor kept from folding
+        monkeypatch.setattr(ours, "fast_predict", False)
         monkeypatch.setattr(BaseModel, "fuse", lambda self, *args, **kwargs: self)
     world = cfg.startswith("yolov8")
     theirs = (YOLOWorld if world else YOLOE)(str(path))

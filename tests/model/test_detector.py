@@ -112,7 +112,7 @@ def test_a_result_does_not_depend_on_its_batch_neighbours():
 
 
 def test_images_are_batched_by_their_letterbox_shape():
-    from ovdet.model.preprocess import letterbox, letterbox_shape, shape_groups
+    from ovdet.runtime.letterbox import letterbox, letterbox_shape, shape_groups
 
     images = [np.zeros(s, np.uint8) for s in ((480, 640, 3), (100, 100, 3), (481, 641, 3), (300, 200, 3))]
     for image in images:

@@ -93,3 +93,82 @@ def test_export_and_load_refusals(exported, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="cannot load"):
         ovdet.load_onnx(tmp_path / "junk.onnx")
+
+
+# ---------------------------------------------------------------------------------------------- runtime vocabulary
+# the families whose runtime-vocabulary export is proven equal to PyTorch; a new family is one more name here
+RUNTIME_ARCHS = ["ovdet-n", "yoloworldv2-s"]
+RUNTIME_IMGSZ = 192
+
+
+@pytest.fixture(scope="module", params=RUNTIME_ARCHS)
+def runtime_export(request, tmp_path_factory):
+    torch.manual_seed(0)
+    model = make_scorable(ovdet.build(request.param, None if request.param.startswith("yolo") else "ovdet-test-tiny"))
+    model.set_classes(["a", "b", "c"], embeddings=np.random.default_rng(0).normal(size=(3, model.embed_dim))).eval()
+    path = tmp_path_factory.mktemp("onnx-runtime") / "model.onnx"
+    model.export("onnx", path, vocabulary="runtime", imgsz=RUNTIME_IMGSZ)
+    return model, path
+
+
+@pytest.mark.parametrize("k", [1, 5, 80, 1203])
+def test_runtime_vocabulary_outputs_equal_pytorch_for_any_class_count(runtime_export, k):
+    import onnxruntime as ort
+
+    model, path = runtime_export
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images", "class_embeddings"]
+    gen = torch.Generator().manual_seed(k)
+    text = torch.nn.functional.normalize(torch.randn(k, model.embed_dim, generator=gen), dim=-1)
+    photos = photo_batch(RUNTIME_IMGSZ)
+    for images in (photos[:1], torch.cat([photos, photos.flip(3)])[:3, :, :160]):  # B = 1 and 3, another height
+        boxes, scores = session.run(None, {"images": images.numpy(), "class_embeddings": text.numpy()})
+        with torch.inference_mode():
+            out = model(images, text)
+        assert scores.shape == (len(images), k, out.class_logits.shape[2])
+        assert 0.01 < scores.max() and scores.min() < 0.99  # varied scores, not a saturated model
+        np.testing.assert_allclose(scores, out.class_logits.sigmoid().numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(boxes, decode_boxes(out).numpy(), atol=BOX_TOL_PX, rtol=0)
+
+
+def test_runtime_vocabulary_predictions_equal_pytorch(runtime_export, bus_image):
+    model, path = runtime_export
+    onnx_model = ovdet.load_onnx(path, threads=2)
+    assert onnx_model.vocabulary_mode == "runtime" and onnx_model.names == ["a", "b", "c"]  # the exported classes
+    emb = np.random.default_rng(3).normal(size=(6, model.embed_dim))
+    names = [f"class {i}" for i in range(6)]
+    onnx_model.set_classes(names, embeddings=emb)
+    reference = fused_twin(model).set_classes(names, embeddings=emb)
+    for conf in (0.5, 0.8):
+        (a,) = reference.predict(bus_image, conf=conf, imgsz=RUNTIME_IMGSZ)
+        (b,) = onnx_model.predict(bus_image, conf=conf)
+        if len(a) > 3:
+            break
+    assert b.names == tuple(names) and len(a) > 3
+    same_detections(np.c_[a.class_ids, a.scores, a.boxes], np.c_[b.class_ids, b.scores, b.boxes], box_tol=0.05 * 6,
+                    score_tol=1e-4)  # fmt: skip
+
+
+def test_folded_export_refuses_other_classes_and_names_the_fix(exported):
+    model, path = exported
+    onnx_model = ovdet.load_onnx(path)
+    assert onnx_model.set_classes(model.names) is onnx_model  # its own classes: fine
+    with pytest.raises(VocabularyError, match="vocabulary='runtime'"):
+        onnx_model.set_classes(["person", "bus"])
+
+
+def test_export_never_replaces_what_ovdet_did_not_write(exported, tmp_path):
+    from ovdet.errors import OutputError
+
+    model, _ = exported
+    mine = tmp_path / "notes.onnx"
+    mine.write_bytes(b"my own file")
+    with pytest.raises(OutputError, match="not written by ovdet"):
+        model.export("onnx", mine)
+    with pytest.raises(OutputError, match="is a folder"):
+        model.export("onnx", tmp_path)
+    assert mine.read_bytes() == b"my own file"
+    model.export("onnx", tmp_path / "m.onnx", imgsz=64)
+    model.export("onnx", tmp_path / "m.onnx", imgsz=64, vocabulary="runtime")  # an earlier export is replaced
+    assert ovdet.load_onnx(tmp_path / "m.onnx").vocabulary_mode == "runtime"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "notes.onnx"]  # no temporary file left behind

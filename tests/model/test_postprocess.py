@@ -1,7 +1,10 @@
+import numpy as np
 import torch
 
 from ovdet.model.head import HeadOutput
-from ovdet.model.postprocess import decode_boxes, select_detections
+from ovdet.model.postprocess import decode_boxes, results_from_outputs
+from ovdet.runtime.letterbox import Letterbox
+from ovdet.runtime.postprocess import results_from_outputs as numpy_results
 
 
 def test_decode_matches_ultralytics_dfl():
@@ -16,31 +19,16 @@ def test_decode_matches_ultralytics_dfl():
     torch.testing.assert_close(ours, theirs.transpose(1, 2))
 
 
-def test_selection_matches_ultralytics_nms():
-    from ultralytics.utils.nms import non_max_suppression
-    from ultralytics.utils.ops import xyxy2xywh
-
+def test_tensors_go_through_the_shared_numpy_selection():
     g = torch.Generator().manual_seed(0)
-    a, k = 500, 6
-    xy = torch.rand(a, 2, generator=g) * 300
-    boxes = torch.cat([xy, xy + 20 + torch.rand(a, 2, generator=g) * 80], 1)
-    scores = torch.rand(k, a, generator=g) ** 3
-    pred = torch.cat([xyxy2xywh(boxes).T, scores], 0)[None]  # ultralytics' (1, 4 + K, A)
-    for agnostic in (False, True):
-        (ref,) = non_max_suppression(pred.clone(), 0.25, 0.6, agnostic=agnostic, max_det=50)
-        b, s, c, _ = select_detections(boxes, scores, conf=0.25, iou=0.6, max_det=50, agnostic=agnostic)
-        # ultralytics' boxes went xyxy -> xywh -> xyxy: a few float32 roundings of the box's centre and size, each
-        # up to an ulp of the largest coordinate (~400 px); 8 such ulps bound them
-        ulps = 8 * torch.finfo(torch.float32).eps * float(boxes.abs().max())
-        torch.testing.assert_close(b, ref[:, :4], atol=ulps, rtol=0)
-        torch.testing.assert_close(s, ref[:, 4])
-        torch.testing.assert_close(c.float(), ref[:, 5])
-
-
-def test_multi_label_keeps_several_classes_per_box():
-    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
-    scores = torch.tensor([[0.9], [0.8], [0.1]])
-    _, s, c, _ = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10, multi_label=True)
-    assert c.tolist() == [0, 1] and s.tolist() == [0.8999999761581421, 0.800000011920929]
-    _, _, c, _ = select_detections(boxes, scores, conf=0.5, iou=0.5, max_det=10)
-    assert c.tolist() == [0]
+    xy = torch.rand(2, 300, 2, generator=g) * 200
+    boxes = torch.cat([xy, xy + 10 + torch.rand(2, 300, 2, generator=g) * 50], 2)
+    scores = torch.rand(2, 4, 300, generator=g) ** 2
+    infos = [Letterbox((200, 300), (224, 320), (1.0, 1.0), (10, 12))] * 2
+    select = {"conf": 0.3, "iou": 0.6, "max_det": 50}
+    ours = results_from_outputs(boxes, scores, infos, ("a", "b", "c", "d"), **select)
+    reference = numpy_results(boxes.numpy(), scores.numpy(), infos, ("a", "b", "c", "d"), **select)
+    for a, b in zip(ours, reference):
+        assert len(a) > 10
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.class_ids, b.class_ids)

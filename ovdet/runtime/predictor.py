@@ -1,7 +1,8 @@
 """``predict`` / ``predict_iter`` / ``stream`` shared by every detector that implements ``detect``: images in, Results out.
 
-:class:`~ovdet.model.detector.OVDetector` (PyTorch) and :class:`~ovdet.model.runtime.OnnxDetector` (ONNX Runtime)
-differ only in how ``detect`` runs one batch; reading sources, batching and argument checks live here once.
+:class:`~ovdet.model.detector.OVDetector` (PyTorch) and :class:`~ovdet.runtime.detector.OnnxDetector` (ONNX Runtime)
+differ only in how ``_detect_batch`` runs one batch; reading sources, batching and argument checks live here once
+(torch-free).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..errors import SourceError, VocabularyError
 from ..images import read_image, resolve_images
 from ..results import Result
 from ..sources import Frame, Reconnect, SourceSpec, iter_rounds, open_sources
-from .preprocess import check_imgsz, shape_groups
+from .letterbox import check_imgsz, shape_groups
 
 __all__ = ["Predictor"]
 
@@ -37,7 +38,7 @@ class Predictor:
         self, images: list[np.ndarray], size: tuple[int, int], **select: Any
     ) -> list[Result]:  # pragma: no cover (abstract)
         """Run the model on images that all letterbox to the same input shape; ``select`` goes to
-        :func:`~ovdet.model.postprocess.results_from_outputs`."""
+        :func:`~ovdet.runtime.postprocess.results_from_outputs`."""
         raise NotImplementedError
 
     def detect(

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ovdet.model.masks import bilinear_weights, masks_from_prototypes
-from ovdet.model.preprocess import letterbox
+from ovdet.runtime.letterbox import letterbox
+from ovdet.runtime.masks import bilinear_weights, masks_from_prototypes
 
 
 @pytest.mark.parametrize("size", [8, 13])
@@ -36,7 +36,7 @@ def test_masks_equal_ultralytics_process_mask_native(shape):
     wh = torch.rand(12, 2, generator=gen) * torch.tensor([w, h]) * 0.6 + 1
     boxes = torch.cat([xy, (xy + wh).clamp(max=torch.tensor([w, h]))], 1)
     theirs = process_mask_native(protos, coefficients, boxes, shape).bool().numpy()
-    ours = masks_from_prototypes(protos, coefficients, boxes, info)
+    ours = masks_from_prototypes(protos.numpy(), coefficients.numpy(), boxes.numpy(), info)
     assert ours.shape == theirs.shape == (12, h, w)
     dense = np.asarray(ours)
     for a, b in zip(dense, theirs):  # thresholding at 0: float rounding may flip the odd pixel at a ~0 logit
@@ -46,7 +46,7 @@ def test_masks_equal_ultralytics_process_mask_native(shape):
 
 def test_empty_and_degenerate_boxes():
     _, info = letterbox(np.zeros((100, 200, 3), np.uint8), (64, 64), auto=True)
-    protos = torch.randn(32, 16, 16)
-    assert len(masks_from_prototypes(protos, torch.zeros(0, 32), torch.zeros(0, 4), info)) == 0
-    masks = masks_from_prototypes(protos, torch.ones(1, 32), torch.tensor([[50.0, 20.0, 50.2, 20.0]]), info)
+    protos = np.random.default_rng(0).normal(size=(32, 16, 16)).astype(np.float32)
+    assert len(masks_from_prototypes(protos, np.zeros((0, 32)), np.zeros((0, 4)), info)) == 0
+    masks = masks_from_prototypes(protos, np.ones((1, 32)), np.array([[50.0, 20.0, 50.2, 20.0]]), info)
     assert masks.shape == (1, 100, 200) and masks.areas.tolist() == [0]

@@ -13,10 +13,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from ..masks import Masks
-from .preprocess import Letterbox
+from .letterbox import Letterbox
 
 __all__ = ["bilinear_weights", "resampling_weights", "masks_from_prototypes"]
 
@@ -58,9 +57,9 @@ def resampling_weights(proto_size: tuple[int, int], image_size: tuple[int, int])
 
 
 def masks_from_prototypes(
-    protos: torch.Tensor, coefficients: torch.Tensor, boxes: torch.Tensor, letterbox: Letterbox
+    protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, letterbox: Letterbox
 ) -> Masks:
-    """Instance masks of one image.
+    """Instance masks of one image (numpy only, so the ONNX Runtime detector shares it).
 
     Args:
         protos: ``(M, mh, mw)`` prototypes (a quarter of the network input's size).
@@ -76,9 +75,9 @@ def masks_from_prototypes(
     m, mh, mw = protos.shape
     if len(coefficients) == 0:
         return Masks.empty((h, w))
-    wy_all, wx_all = (torch.from_numpy(a).float() for a in resampling_weights((mh, mw), (h, w)))
-    logits = (coefficients.float() @ protos.float().reshape(m, -1)).reshape(-1, mh, mw).cpu()  # (N, mh, mw)
-    b = boxes.float().cpu().numpy()
+    wy_all, wx_all = (a.astype(np.float32) for a in resampling_weights((mh, mw), (h, w)))
+    logits = (np.asarray(coefficients, np.float32) @ np.asarray(protos, np.float32).reshape(m, -1)).reshape(-1, mh, mw)
+    b = np.asarray(boxes, np.float32)
     x0 = np.clip(np.ceil(b[:, 0]), 0, w).astype(np.int64)
     x1 = np.clip(np.ceil(b[:, 2]), 0, w).astype(np.int64)
     y0 = np.clip(np.ceil(b[:, 1]), 0, h).astype(np.int64)
@@ -89,15 +88,15 @@ def masks_from_prototypes(
         if crop.size:
             wy, wx = wy_all[y0[i] : y1[i]], wx_all[x0[i] : x1[i]]  # (bh, mh), (bw, mw)
             rows, cols = _support(wy), _support(wx)  # the prototype rows and columns the box reads
-            right = (logits[i, rows, cols] @ wx[:, cols].T).contiguous()  # (rows read, bw)
+            right = np.ascontiguousarray(logits[i, rows, cols] @ wx[:, cols].T)  # (rows read, bw)
             step = max(1, (1 << 22) // crop.shape[1])  # output rows per block: at most ~16 MB of float32 at a time
             for r in range(0, crop.shape[0], step):
-                crop[r : r + step] = (wy[r : r + step, rows] @ right > 0).numpy()
+                crop[r : r + step] = wy[r : r + step, rows] @ right > 0
         crops.append(crop)
     return Masks(tuple(crops), np.stack([x0, y0], 1), (h, w))
 
 
-def _support(weights: torch.Tensor) -> slice:
+def _support(weights: np.ndarray) -> slice:
     """The contiguous range of input positions (columns of ``weights``) with a non-zero weight."""
-    nonzero = torch.nonzero(weights.abs().sum(0)).flatten()
+    nonzero = np.flatnonzero(np.abs(weights).sum(0))
     return slice(int(nonzero[0]), int(nonzero[-1]) + 1)
