@@ -93,7 +93,8 @@ def random_checkpoint(name: str, folder: Path, imgsz: int = 640) -> Path:
 
 
 def bench_family_predict(args: argparse.Namespace) -> None:
-    """ovdet (as loaded, fused) vs ultralytics' ``predict`` on one converted checkpoint, interleaved."""
+    """ovdet (as loaded, fused, ONNX Runtime with a runtime or folded vocabulary) vs ultralytics' ``predict`` on one
+    converted checkpoint, interleaved."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ["OVDET_CACHE"] = tempfile.mkdtemp(prefix="ovdet-bench-cache-")
     import cv2
@@ -116,10 +117,16 @@ def bench_family_predict(args: argparse.Namespace) -> None:
     agnostic = not world  # YOLOE.predict's default
     # YOLO26: ovdet predicts with the one-to-one branch, NMS-free, by default; ultralytics does so with nms=False
     theirs_kwargs = {**kwargs, "retina_masks": True, **({"nms": False} if plain.end2end else {})}
+    # ONNX Runtime with each vocabulary mode: a runtime-vocabulary export predicts the classes it was exported with
+    # until set_classes, so both score the checkpoint's 80 classes
+    onnx = {mode: ovdet.load_onnx(plain.export("onnx", tmp / f"{mode}.onnx", vocabulary=mode, imgsz=args.imgsz),
+                                  threads=threads) for mode in ("runtime", "folded")}  # fmt: skip
     variants = {
         "ultralytics predict": lambda: theirs.predict(image, device="cpu", verbose=False, **theirs_kwargs),
         "ovdet predict (as loaded)": lambda: plain.predict(image, agnostic=agnostic, **kwargs),
         "ovdet fuse() + predict": lambda: fused.predict(image, agnostic=agnostic, **kwargs),
+        "ONNX Runtime, runtime vocabulary": lambda: onnx["runtime"].predict(image, agnostic=agnostic, **kwargs),
+        "ONNX Runtime, folded": lambda: onnx["folded"].predict(image, agnostic=agnostic, **kwargs),
     }
     counts = {name: len(fn()[0]) for name, fn in variants.items()}
     counts["ultralytics predict"] = len(theirs.predict(image, device="cpu", verbose=False, **theirs_kwargs)[0].boxes)

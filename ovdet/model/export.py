@@ -205,12 +205,22 @@ def export_onnx(
 
     Raises:
         ValueError: an unknown vocabulary mode, or ``int8`` without ``calibration``.
-        VocabularyError: no vocabulary is set where one is needed (folded, or int8 calibration).
+        VocabularyError: no vocabulary is set where one is needed (folded, or int8 calibration), or a runtime
+            vocabulary asked of a prompt-free model (it has no text input).
         ConfigError: ``path`` is a folder or a file ovdet did not write.
     """
     if vocabulary not in VOCABULARY_MODES:
         raise ValueError(f"vocabulary must be one of {', '.join(VOCABULARY_MODES)}, got {vocabulary!r}")
     runtime = vocabulary == "runtime"
+    if runtime and model.prompt_free:
+        raise VocabularyError(
+            f"'{model.config.name}' is a prompt-free model: it scores its built-in vocabulary of "
+            f"{model.config.head.prompt_free} classes with fixed layers and has no text input, so there is no runtime "
+            "vocabulary to export; export it with its vocabulary folded in: model.export('onnx', path) "
+            "(vocabulary='folded', the default). For classes chosen at run time, convert the text-prompted checkpoint "
+            "of the same model (e.g. yoloe-11s-seg.pt instead of yoloe-11s-seg-pf.pt) and export that with "
+            "vocabulary='runtime'"
+        )
     if not model.names and (not runtime or int8):
         what = "calibrating INT8 (it runs the model on your classes)" if runtime else "exporting a folded vocabulary"
         raise VocabularyError(f"set the vocabulary before {what}: model.set_classes([...]).export('onnx', path, ...)")

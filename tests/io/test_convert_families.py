@@ -240,6 +240,35 @@ def test_cli_converts_yolo_world_v1_and_predicts_its_classes_offline(ultralytics
                         box_tol=2e-2, score_tol=score_tol)  # fmt: skip
 
 
+def test_cli_converts_yoloe_seg_and_writes_its_masks_as_json(ultralytics_checkpoint, tmp_path, capsys):
+    import json
+
+    from pycocotools import mask as mask_utils
+
+    from ovdet.cli.main import main
+
+    path = ultralytics_checkpoint("yoloe-11n-seg.yaml")
+    assert main(["convert", "ultralytics", str(path), str(tmp_path / "seg"), "--trust-pickle"]) == 0
+    assert "(yoloe-11n-seg, 80 classes, text encoder" in capsys.readouterr().err
+    model = ovdet.from_ultralytics(path, trust_pickle=True)  # what the API converts, in this process
+    conf = conf_for(model, IMAGES["bus"], max_det=21)  # the top 21 are all it looks at: 21 masks, not 300
+    (expected,) = model.predict(IMAGES["bus"], imgsz=IMGSZ, conf=conf)
+    out = tmp_path / "detections.json"
+    assert main(["predict", str(ASSETS / "bus.jpg"), "--model", str(tmp_path / "seg"), "--imgsz", str(IMGSZ),
+                 "--conf", str(conf), "--json", str(out)]) == 0  # fmt: skip
+    (record,) = json.loads(out.read_text())
+    found = record["detections"]
+    rows = np.array([[d["class_id"], d["score"], *d["box"]] for d in found])
+    # the JSON rounds boxes to 0.01 px and scores to 1e-5
+    same_detections(np.c_[expected.class_ids, expected.scores, expected.boxes], rows, box_tol=1e-2, score_tol=2e-5)
+    for d in found:  # each detection's mask, as COCO RLE in the photo's pixels: the API's mask for that detection
+        i = (np.abs(expected.boxes - d["box"]).max(1) + 1e9 * (expected.class_ids != d["class_id"])).argmin()
+        mine = mask_utils.decode(d["mask"]).astype(bool)
+        assert d["mask"]["size"] == list(expected.orig_shape) and mine.any()
+        # a mask is its logit > 0: float rounding can flip pixels where the logit is ~0
+        assert (mine & expected.masks[i]).sum() / (mine | expected.masks[i]).sum() >= 0.99
+
+
 @pytest.mark.parametrize("name", ["yolov8s-world", "yoloe-11s-seg", "yoloe-26n-seg-pf"])
 def test_known_weights_offline_say_how_to_convert_by_hand(name, tmp_path, monkeypatch):
     import urllib.error
