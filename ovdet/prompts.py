@@ -76,12 +76,12 @@ def check_boxes(boxes: Any, image_size: tuple[int, int], *, where: str = "visual
             flat box (``x1 <= x0`` or ``y1 <= y0``), or a box reaching outside the image.
     """
     array = _numbers(boxes, where)
+    if array.size == 0:
+        raise VocabularyError(f"{where}: no boxes; give at least one [x0, y0, x1, y1] box of an example")
     if array.ndim == 1 and array.shape[0] == 4:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != 4:
         raise VocabularyError(f"{where}: boxes must have shape (M, 4) as [[x0, y0, x1, y1], ...], got {array.shape}")
-    if not len(array):
-        raise VocabularyError(f"{where}: no boxes; give at least one [x0, y0, x1, y1] box of an example")
     h, w = image_size
     for i, box in enumerate(array):
         text = "[" + ", ".join(f"{x:g}" for x in box) + "]"

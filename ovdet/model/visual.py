@@ -101,7 +101,7 @@ class _Reference:
 def _too_small(model: OVDetector, ref: _Reference, box: np.ndarray, where: str) -> VocabularyError:
     stride = int(min(model.backbone.strides))
     gain = min(ref.letterbox.gain)
-    w, h = (box[2] - box[0]) * gain, (box[3] - box[1]) * gain
+    w, h = (box[2] - box[0]) * ref.letterbox.gain[0], (box[3] - box[1]) * ref.letterbox.gain[1]
     text = "[" + ", ".join(f"{x:g}" for x in box) + "]"
     return VocabularyError(
         f"{where}: box {text} is {w:.1f}x{h:.1f} px at the model's input ({ref.batch.shape[3]}x{ref.batch.shape[2]}, "
