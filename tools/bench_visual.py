@@ -11,7 +11,9 @@ vocabulary, against the same model with the text vocabulary (names and synonyms)
 ``--draws`` disjoint draws of the 16 references (their range is printed too). Seen (56) and held-out (8) pairs are
 reported apart. AP is deterministic; no timing is taken.
 
-Prints one markdown table (the one in README).
+Prints one markdown table (the one in README). ``--topk`` and ``--keep-shared`` are the readout's ablations (README):
+read every anchor inside the box (``--topk 0``) or any other number of them instead of the assigner's 10, and keep the
+image's shared direction instead of projecting it out.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=4, help="disjoint draws averaged for 1 and 4 examples (default 4)")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--work", default=None, help="folder for the test split (default: a temporary one)")
+    p.add_argument("--topk", type=int, default=None, help="ablation: anchors read per example (0: all inside the box)")
+    p.add_argument("--keep-shared", action="store_true", help="ablation: keep the image's shared direction")
     args = p.parse_args()
     if args.draws * 4 > REFERENCES:
         p.error(f"--draws at most {REFERENCES // 4}: draws of 4 examples must be disjoint among {REFERENCES}")
@@ -71,7 +75,12 @@ def main() -> None:
     from ovdet.data.datasets import load_dataset_config, load_split
     from ovdet.data.synthetic import DEFAULT_WORLD, write_dataset
     from ovdet.engine.evaluate import evaluate
+    from ovdet.model import visual
     from ovdet.prompts import VisualPrompt
+
+    if args.topk is not None:
+        visual.READOUT_TOPK = args.topk or None
+    visual.READOUT_REMOVES_SHARED = not args.keep_shared
 
     start = time.time()
     work = Path(args.work or tempfile.mkdtemp(prefix="ovdet-bench-visual-"))
@@ -85,7 +94,8 @@ def main() -> None:
     held_out = {DEFAULT_WORLD.category_name(pair) for pair in DEFAULT_WORLD.held_out_pairs}
     print(f"model {model.config.name} (imgsz {model.default_imgsz}); test split: {len(test.records)} images (seed "
           f"{args.seed}), 64 classes ({len(held_out)} held out); references: {REFERENCES} scenes per pair (seed "
-          f"{args.ref_seed})", file=sys.stderr)  # fmt: skip
+          f"{args.ref_seed}); readout: top {visual.READOUT_TOPK or 'all'} anchors, shared direction "
+          f"{'removed' if visual.READOUT_REMOVES_SHARED else 'kept'}", file=sys.stderr)  # fmt: skip
 
     def run(texts: dict) -> tuple[float, float]:
         r = evaluate(model, test, texts=texts, group_by="held_out", progress=False)

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 __all__ = ["READOUT_TOPK", "embed_visual", "visual_vocabulary", "has_visual_prompts", "reads_projected"]
 
 READOUT_TOPK = 10  # ultralytics' TaskAlignedAssigner topk: how many anchors training makes positive for a box
+# ablations for tools/bench_visual.py (README gives the figures): READOUT_TOPK None reads every anchor inside the box;
+# READOUT_REMOVES_SHARED False keeps the image's shared direction
+READOUT_REMOVES_SHARED = True
 
 
 def has_visual_prompts(classes: Any) -> bool:
@@ -166,9 +169,11 @@ def _readout_rows(model: OVDetector, ref: _Reference, boxes: np.ndarray, where: 
         if not len(candidates):
             raise _too_small(model, ref, box, where)
         iou = box_iou(torch.tensor([[x0, y0, x1, y1]]), predicted[candidates])[0]
-        chosen = candidates[iou.topk(min(READOUT_TOPK, len(candidates))).indices]
-        vector = regions[:, chosen].mean(1)
-        rows.append(F.normalize(vector - (vector @ shared) * shared, dim=0))
+        k = len(candidates) if READOUT_TOPK is None else min(READOUT_TOPK, len(candidates))
+        vector = regions[:, candidates[iou.topk(k).indices]].mean(1)
+        if READOUT_REMOVES_SHARED:
+            vector = vector - (vector @ shared) * shared
+        rows.append(F.normalize(vector, dim=0))
     return torch.stack(rows)
 
 
@@ -217,7 +222,7 @@ def embed_visual(
         SourceError: an unreadable image.
     """
     _check_model(model)
-    prompt = image if isinstance(image, VisualPrompt) else VisualPrompt(image, boxes)
+    prompt = VisualPrompt(image, boxes)
     with _EvalMode(model), torch.inference_mode():
         return _rows(model, prompt, model.inference_size(imgsz), per_box=True).cpu().numpy()
 
