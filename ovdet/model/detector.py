@@ -214,7 +214,10 @@ class OVDetector(nn.Module, Predictor):
         if vocab.embeddings.shape[-1] != self.embed_dim:
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
         if vocab.projected.any() and getattr(self.head, "text_projection", None) is None:
-            raise VocabularyError(f"'{self.config.name}' has no text projection, so no class can be marked as projected")
+            raise VocabularyError(
+                f"'{self.config.name}' has no text projection, so no class can be marked as projected (such rows are a "
+                "YOLOE model's visual prompts); give this model the classes themselves, e.g. as VisualPrompts"
+            )
         self.class_embeddings = torch.as_tensor(vocab.embeddings).to(self.class_embeddings)
         self.class_projected = torch.as_tensor(vocab.projected).to(self.class_embeddings.device)
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)

@@ -226,7 +226,10 @@ class OnnxDetector(Predictor):
         if vocab.embeddings.shape[-1] != self.embed_dim:
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
         if vocab.projected.any() and not self._takes_projected:
-            raise VocabularyError(f"{self.path} has no text projection, so no class can be marked as projected")
+            raise VocabularyError(
+                f"{self.path} takes no class_projected input, so no class can be marked as projected (such rows are a "
+                "YOLOE model's visual prompts): export the YOLOE model with those classes set"
+            )
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
         self._embeddings = np.ascontiguousarray(vocab.embeddings, dtype=np.float32)
         self._projected = np.array(vocab.projected, dtype=bool)
