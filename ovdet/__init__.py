@@ -38,6 +38,7 @@ _LAZY = {
     "OnnxDetector": ".runtime",
     "OnnxTextEncoder": ".runtime",
     "load_onnx": ".runtime",
+    "VisualPrompt": ".prompts",
     # PyTorch
     "build": ".api",
     "from_ultralytics": ".api",

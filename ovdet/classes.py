@@ -19,12 +19,13 @@ import os
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import VocabularyError
 
 __all__ = ["ClassSpec", "clean_name", "class_key", "normalize_classes", "parse_class_list", "read_class_file"]
 
-ClassSpec = Sequence[str] | Mapping[str, Sequence[str]]
+ClassSpec = Sequence[str] | Mapping[str, Any]  # name -> a prompt, or a list of texts and VisualPrompts
 
 
 def clean_name(text: str) -> str:
@@ -43,7 +44,8 @@ def class_key(name: str) -> str:
 def normalize_classes(classes: ClassSpec) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """Check a class list (or a name → prompts mapping) and return ``(names, prompts per class)``.
 
-    Names and prompts are cleaned (:func:`clean_name`); a class given as a plain name has itself as its one prompt.
+    Names and prompts are cleaned (:func:`clean_name`); a class given as a plain name has itself as its one prompt. A
+    prompt may also be a :class:`~ovdet.prompts.VisualPrompt` (example boxes), alone or beside text prompts.
 
     Raises:
         VocabularyError: an empty list, a non-string, blank or duplicate name (see the module docstring), a class
@@ -54,8 +56,11 @@ def normalize_classes(classes: ClassSpec) -> tuple[tuple[str, ...], tuple[tuple[
             f"classes must be a list of names, not the string {classes!r}; "
             "write ['person', 'bus'] (the CLI takes --classes 'person,bus')"
         )
+    from .prompts import is_visual  # lazily: this module stays stdlib-only to import
+
     if isinstance(classes, Mapping):
-        items = [(name, [prompts] if isinstance(prompts, str) else list(prompts)) for name, prompts in classes.items()]
+        items = [(name, [prompts] if isinstance(prompts, str) or is_visual(prompts) else list(prompts))
+                 for name, prompts in classes.items()]  # fmt: skip
     else:
         try:
             items = [(name, [name]) for name in classes]
@@ -67,12 +72,16 @@ def normalize_classes(classes: ClassSpec) -> tuple[tuple[str, ...], tuple[tuple[
         raise VocabularyError("the class list is empty; give at least one class name")
     names, prompts = [], []
     for name, texts in items:
+        if is_visual(name):
+            raise VocabularyError(f"a visual prompt needs a class name: {{'widget': {name!r}}}, not a list of prompts")
         if not isinstance(name, str) or not name.strip():
             raise VocabularyError(f"class names must be non-empty strings, got {name!r}")
-        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise VocabularyError(f"class {name!r} needs at least one non-empty prompt string, got {texts!r}")
+        if not texts or not all((isinstance(t, str) and t.strip()) or is_visual(t) for t in texts):
+            raise VocabularyError(
+                f"class {name!r} needs at least one prompt: a non-empty string or a VisualPrompt, got {texts!r}"
+            )
         names.append(clean_name(name))
-        prompts.append(tuple(clean_name(t) for t in texts))
+        prompts.append(tuple(clean_name(t) if isinstance(t, str) else t for t in texts))
     _check_unique(names)
     return tuple(names), tuple(prompts)
 

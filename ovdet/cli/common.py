@@ -17,6 +17,8 @@ __all__ = [
     "is_onnx_model",
     "load_onnx_model",
     "parse_classes",
+    "set_classes",
+    "prompt_images",
     "probability",
     "positive_int",
 ]
@@ -69,7 +71,7 @@ def add_model_args(parser: argparse.ArgumentParser, *, device_default: str | Non
     )
 
 
-def add_class_args(parser: argparse.ArgumentParser, *, default_help: str = "") -> None:
+def add_class_args(parser: argparse.ArgumentParser, *, default_help: str = "", visual: bool = False) -> None:
     parser.add_argument(
         "--classes",
         help='comma-separated classes, e.g. "person, red backpack"; NAME=PROMPT|PROMPT gives a class several prompts '
@@ -78,6 +80,12 @@ def add_class_args(parser: argparse.ArgumentParser, *, default_help: str = "") -
     parser.add_argument(
         "--classes-file", help="a text file with one class per line (same NAME=PROMPT|PROMPT syntax; # comments)"
     )
+    if visual:
+        parser.add_argument(
+            "--visual-prompts", metavar="FILE.json",
+            help='classes given by example boxes: JSON {"class": [{"image": PATH, "boxes": [[x0, y0, x1, y1], ...]}, '
+            "...]} (paths relative to the file; texts may stand beside examples); combines with --classes",
+        )  # fmt: skip
 
 
 def quiet_opencv() -> None:
@@ -123,25 +131,54 @@ def resolve_model(model: str | None, text_encoder: str | None, device: str, thre
     return resolve(model, text_encoder=text_encoder, device=device)
 
 
-def parse_classes(classes: str | None, classes_file: str | None) -> dict[str, list[str]]:
-    """Classes from ``--classes "a, b=b|bee"`` and/or ``--classes-file`` (see :mod:`ovdet.classes`), as a dict
-    name → prompts for ``set_classes``.
+def parse_classes(
+    classes: str | None, classes_file: str | None, visual_prompts: str | None = None
+) -> dict[str, list]:
+    """Classes from ``--classes "a, b=b|bee"``, ``--classes-file`` (see :mod:`ovdet.classes`) and/or
+    ``--visual-prompts FILE.json`` (see :func:`ovdet.prompts.read_prompts_file`: every image read and every box
+    checked here, before any model loads), as a dict name → prompts for ``set_classes``.
 
     Raises:
-        VocabularyError: no class given, a malformed entry, or duplicate classes (across both options too).
+        VocabularyError: no class given, a malformed entry or prompts file, a bad box, or duplicate classes (across
+            the options too).
+        SourceError: a reference image that is missing or cannot be decoded.
     """
     from ..classes import normalize_classes, parse_class_list, read_class_file
 
-    if classes is None and classes_file is None:
+    if classes is None and classes_file is None and visual_prompts is None:
         raise VocabularyError('no classes given; pass --classes "person, bus" or --classes-file FILE')
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, list] = {}
     if classes is not None:
         merged.update(parse_class_list(classes))
-    if classes_file is not None:
-        from_file = read_class_file(classes_file)
-        normalize_classes([*merged, *from_file])  # a class in both is a duplicate, named in the error
-        merged.update(from_file)
+    for path, read in ((classes_file, read_class_file), (visual_prompts, _read_prompts_file)):
+        if path is not None:
+            found = read(path)
+            normalize_classes([*merged, *found])  # a class given twice is a duplicate, named in the error
+            merged.update(found)
     return merged
+
+
+def _read_prompts_file(path: str) -> dict[str, list]:
+    from ..prompts import read_prompts_file
+
+    return read_prompts_file(path)
+
+
+def prompt_images(classes: dict[str, list] | None) -> list[str]:
+    """The reference image files of the visual prompts among ``classes``: inputs that no output may replace."""
+    from ..prompts import is_visual
+
+    return [p.source for prompts in (classes or {}).values() for p in prompts if is_visual(p) and p.source]
+
+
+def set_classes(model, classes: dict[str, list], imgsz: int | None) -> None:  # noqa: ANN001 (either detector)
+    """``model.set_classes(classes)``; a PyTorch model reads visual prompts' reference images at ``--imgsz``."""
+    from ..prompts import is_visual
+
+    if imgsz is not None and any(is_visual(p) for ps in classes.values() for p in ps) and hasattr(model, "embed_visual"):
+        model.set_classes(classes, imgsz=imgsz)
+    else:
+        model.set_classes(classes)
 
 
 def input_files(sources: list) -> set[str]:

@@ -25,7 +25,7 @@ in both, what was done is written."""
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help=HELP, description=HELP, epilog=EPILOG)
     p.add_argument("source", nargs="+", help="image files, folders or glob patterns")
-    add_class_args(p, default_help=" (default: the model's own classes)")
+    add_class_args(p, default_help=" (default: the model's own classes)", visual=True)
     add_model_args(p)
     p.add_argument("--conf", type=probability, default=0.25, help="minimum score (default 0.25)")
     p.add_argument("--iou", type=probability, default=0.7, help="NMS IoU threshold (default 0.7)")
@@ -53,18 +53,19 @@ def _unique_name(folder: Path, name: str, taken: set[str]) -> Path:
     return folder / candidate
 
 
-def _check_outputs(args: argparse.Namespace, items: list) -> tuple[Path | None, Path | None]:
-    """The --save folder and --json file, checked before the model loads (nothing is created yet)."""
+def _check_outputs(args: argparse.Namespace, items: list, references: list[str]) -> tuple[Path | None, Path | None]:
+    """The --save folder and --json file, checked before the model loads (nothing is created yet). ``references``:
+    the visual prompts' images, inputs too."""
     from ..errors import OutputError
     from ..fileio import check_output_dir, check_output_file, has_marker
     from .common import check_outputs
 
     json_path = check_output_file(args.json, what="--json file") if args.json else None
-    check_outputs({"--json": args.json}, args.source)
+    check_outputs({"--json": args.json}, [*args.source, *references])
     if not args.save:
         return None, json_path
     save = Path(os.path.realpath(args.save))
-    if any(Path(os.path.realpath(item)).parent == save for item in items if isinstance(item, str)):
+    if any(Path(os.path.realpath(item)).parent == save for item in [*items, *references] if isinstance(item, str)):
         raise OutputError(f"--save {args.save} holds input images, which ovdet never writes over; choose another folder")
     return check_output_dir(save, what="--save folder", owned=has_marker("predict"), overwrite=args.overwrite), json_path
 
@@ -91,18 +92,18 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import VocabularyError
     from ..fileio import JsonArrayWriter
     from ..images import resolve_images
-    from .common import parse_classes, prepare_compute, quiet_opencv
+    from .common import parse_classes, prepare_compute, prompt_images, quiet_opencv, set_classes
 
-    given = args.classes is not None or args.classes_file is not None
-    classes = parse_classes(args.classes, args.classes_file) if given else None
+    given = args.classes is not None or args.classes_file is not None or args.visual_prompts is not None
+    classes = parse_classes(args.classes, args.classes_file, args.visual_prompts) if given else None
     items = resolve_images(args.source)  # missing files, videos, empty folders: before anything else
-    save_dir, json_path = _check_outputs(args, items)
+    save_dir, json_path = _check_outputs(args, items, prompt_images(classes))
     device = prepare_compute(args.device, args.threads, args.imgsz, min(args.batch, len(items)), model=args.model)
     if not getattr(args, "verbose", False):
         quiet_opencv()
     model = resolve_model(args.model, args.text_encoder, device, args.threads)
     if classes is not None:
-        model.set_classes(classes)
+        set_classes(model, classes, args.imgsz)
     elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary
         raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
     taken = _open_save_dir(save_dir, args.overwrite) if save_dir else set()  # before the JSON, which may live inside

@@ -11,6 +11,7 @@ from .common import (
     add_model_args,
     parse_classes,
     positive_int,
+    prompt_images,
     probability,
     quiet_opencv,
     resolve_model,
@@ -60,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a video file, a webcam index (0), an rtsp:// rtmp:// http(s):// URL, a folder or glob of images; "
         "several sources are read in turn",
     )  # fmt: skip
-    add_class_args(p, default_help=" (default: the model's own classes)")
+    add_class_args(p, default_help=" (default: the model's own classes)", visual=True)
     add_model_args(p)
     p.add_argument("--out", metavar="FILE.mp4", help="write the annotated video (.mp4, .avi, .mkv, .mov); with several "
                    "sources, FILE-0.mp4, FILE-1.mp4, ...")  # fmt: skip
@@ -99,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
     from ..sources import Reconnect, open_sources
     from .common import check_outputs, prepare_compute
 
-    given = args.classes is not None or args.classes_file is not None
-    classes = parse_classes(args.classes, args.classes_file) if given else None
+    from .common import set_classes
+
+    given = args.classes is not None or args.classes_file is not None or args.visual_prompts is not None
+    classes = parse_classes(args.classes, args.classes_file, args.visual_prompts) if given else None
     if args.show:
         check_display()
     if args.fps is not None and not args.fps > 0:
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, what="--json file", example="out.jsonl")
     check_outputs({**{f"--out ({v.name})" if len(videos) > 1 else "--out": v for v in videos}, "--json": args.json},
-                  args.source)  # fmt: skip
+                  [*args.source, *prompt_images(classes)])  # fmt: skip
     # a frame of each source per pass
     device = prepare_compute(args.device, args.threads, args.imgsz, len(args.source), model=args.model)
     if not getattr(args, "verbose", False):
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = resolve_model(args.model, args.text_encoder, device, args.threads)
         if classes is not None:
-            model.set_classes(classes)
+            set_classes(model, classes, args.imgsz)
         elif not model.names:
             raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
         with logging_redirect_tqdm():  # reconnect warnings print above the progress bar, not into it

@@ -77,6 +77,8 @@ class HeadConfig:
     ``masks``: mask prototypes (0: detection only; YOLOE-seg: 32), made by ``proto`` (``"yolov8"``: Proto on P3,
     ``"yolo26"``: Proto26 on all levels) with ``proto_channels`` hidden channels (already width-scaled).
     ``prompt_free``: size of a built-in vocabulary scored by fixed 1×1 convs (YOLOE ``-pf`` checkpoints); 0 = text.
+    ``savpe``: YOLOE's visual-prompt encoder (ultralytics' SAVPE), carried by converted checkpoints; ovdet runs it for
+    visual prompts but does not train it (models without it read visual prompts out of their region embeddings).
     """
 
     kind: str = "world"
@@ -89,6 +91,7 @@ class HeadConfig:
     proto: str = "yolov8"
     proto_channels: int = 256
     prompt_free: int = 0
+    savpe: bool = False
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ class OVDetector(nn.Module, Predictor):
         self.text_encoder = text_encoder
         self.metadata: dict[str, Any] = {}  # provenance etc., saved in config.json
         self.register_buffer("class_embeddings", torch.zeros(0, head.embed_dim))
+        # rows already in a YOLOE head's projected space (visual prompts); saved with the vocabulary in config.json
+        self.register_buffer("class_projected", torch.zeros(0, dtype=torch.bool), persistent=False)
         self._names: tuple[str, ...] = ()
         self._prompts: tuple[tuple[str, ...], ...] = ()
         self._fused = False
@@ -91,8 +93,9 @@ class OVDetector(nn.Module, Predictor):
         return list(self._names)
 
     @property
-    def prompts(self) -> dict[str, list[str]]:
-        """Each class's prompts, as given to :meth:`set_classes`."""
+    def prompts(self) -> dict[str, list[Any]]:
+        """Each class's prompts, as given to :meth:`set_classes`: texts, and for classes given by example
+        :class:`~ovdet.prompts.VisualPrompt` records (without their pixels)."""
         return {n: list(p) for n, p in zip(self._names, self._prompts)}
 
     @property
@@ -131,7 +134,9 @@ class OVDetector(nn.Module, Predictor):
         return self.class_embeddings.device
 
     # ------------------------------------------------------------------ tensors in, tensors out
-    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor | None = None) -> HeadOutput:
+    def forward(
+        self, images: torch.Tensor, text_embeddings: torch.Tensor | None = None, text_projected: torch.Tensor | None = None
+    ) -> HeadOutput:
         """Raw outputs for a batch.
 
         Args:
@@ -140,6 +145,9 @@ class OVDetector(nn.Module, Predictor):
                 text-encoder outputs (YOLOE projects them inside); ``None`` scores against the model's vocabulary
                 (:attr:`class_embeddings`), through the folded head and neck once :meth:`fuse` was called. A
                 prompt-free model takes none and scores its built-in vocabulary.
+            text_projected: Optional ``(K,)`` bool (YOLOE only): rows of ``text_embeddings`` already in the projected
+                space (visual prompts, :mod:`ovdet.model.visual`), which skip the text projection. Without
+                ``text_embeddings``, the vocabulary's own flags (:attr:`class_projected`) are used.
         """
         if self.prompt_free:
             if text_embeddings is not None:
@@ -151,21 +159,29 @@ class OVDetector(nn.Module, Predictor):
                     self._fold_vocabulary()
                 return self.head.forward_folded(self.neck.forward_folded(self.backbone(images)))
             text_embeddings = self.class_embeddings
+            if len(self.class_projected) == len(text_embeddings) and bool(self.class_projected.any()):
+                text_projected = self.class_projected
         if text_embeddings.ndim == 2:
             text_embeddings = text_embeddings.unsqueeze(0)  # (1, K, D): shared by the batch, broadcast where used
         text = text_embeddings.to(images.dtype)
         feats = self.backbone(images)
         feats = self.neck(feats, text)
+        if text_projected is not None:  # only YOLOE's head projects text (set_vocabulary refuses flags elsewhere)
+            return self.head(feats, text, text_projected)
         return self.head(feats, text)
 
     # ------------------------------------------------------------------ vocabulary
-    def set_classes(self, classes: ClassSpec, embeddings: Any = None) -> OVDetector:
+    def set_classes(
+        self, classes: ClassSpec, embeddings: Any = None, *, imgsz: int | tuple[int, int] | None = None
+    ) -> OVDetector:
         """Set the vocabulary the detector scores boxes against; returns ``self``.
 
         Args:
-            classes: Class names, or a dict name → prompts (synonyms, templates); a class with several prompts is
-                embedded as their re-normalised mean.
+            classes: Class names, or a dict name → prompts (synonyms, templates, and
+                :class:`~ovdet.prompts.VisualPrompt` example boxes, mixed freely); a class with several prompts is
+                embedded as their re-normalised mean (see :mod:`ovdet.model.visual` for visual prompts).
             embeddings: Optional ``(len(classes), D)`` array or tensor used instead of the text encoder.
+            imgsz: The size visual prompts' reference images are read at (default: the model's).
 
         Raises:
             VocabularyError: empty or duplicate names, an embeddings shape other than ``(len(classes), D)``, or no
@@ -174,7 +190,11 @@ class OVDetector(nn.Module, Predictor):
         """
         if self.prompt_free:
             raise VocabularyError(self._prompt_free_message())
-        if embeddings is not None:
+        from .visual import has_visual_prompts, visual_vocabulary
+
+        if embeddings is None and has_visual_prompts(classes):
+            vocab = visual_vocabulary(self, classes, imgsz=imgsz)
+        elif embeddings is not None:
             vocab = Vocabulary.from_embeddings(classes, embeddings, self.embed_dim)
         elif self.text_encoder is None:
             raise VocabularyError("this model has no text encoder; pass embeddings=... to set_classes")
@@ -193,7 +213,13 @@ class OVDetector(nn.Module, Predictor):
             return
         if vocab.embeddings.shape[-1] != self.embed_dim:
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
+        if vocab.projected.any() and getattr(self.head, "text_projection", None) is None:
+            raise VocabularyError(
+                f"'{self.config.name}' has no text projection, so no class can be marked as projected (such rows are a "
+                "YOLOE model's visual prompts); give this model the classes themselves, e.g. as VisualPrompts"
+            )
         self.class_embeddings = torch.as_tensor(vocab.embeddings).to(self.class_embeddings)
+        self.class_projected = torch.as_tensor(vocab.projected).to(self.class_embeddings.device)
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
         if self._fused:
             self._fold_vocabulary()
@@ -221,7 +247,21 @@ class OVDetector(nn.Module, Predictor):
 
     @property
     def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu().numpy().copy())
+        projected = self.class_projected.cpu().numpy() if len(self.class_projected) == len(self._names) else None
+        return Vocabulary(self._names, self._prompts, self.class_embeddings.detach().float().cpu().numpy().copy(),
+                          projected)  # fmt: skip
+
+    def embed_visual(self, image: Any, boxes: Any, *, imgsz: int | tuple[int, int] | None = None) -> np.ndarray:
+        """Embeddings of example boxes in an image, one per box: ``(M, D)`` float32, L2-normalised rows (see
+        :func:`ovdet.model.visual.embed_visual`; for YOLOE they are in its projected space).
+
+        Raises:
+            VocabularyError: a bad box, or one smaller than one cell of the finest grid at the input size.
+            SourceError: an unreadable image.
+        """
+        from .visual import embed_visual
+
+        return embed_visual(self, image, boxes, imgsz=imgsz)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
         if self._fused:
@@ -230,6 +270,7 @@ class OVDetector(nn.Module, Predictor):
         saved = state_dict.get(prefix + "class_embeddings")
         if saved is not None and saved.shape != self.class_embeddings.shape:
             self.class_embeddings = torch.empty_like(saved, device=self.class_embeddings.device)
+            self.class_projected = torch.zeros(len(saved), dtype=torch.bool, device=self.class_embeddings.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ inference-only folding
@@ -268,9 +309,11 @@ class OVDetector(nn.Module, Predictor):
         if len(self.class_embeddings) == 0:
             self._folded_for = None
             return
+        projected = self.class_projected
+        flags = {"projected": projected} if len(projected) == len(self.class_embeddings) and projected.any() else {}
         with torch.no_grad():
             self.neck.fold_text(self.class_embeddings)
-            self.head.fold_text(self.class_embeddings)
+            self.head.fold_text(self.class_embeddings, **flags)
         self._folded_for = self._vocabulary_key()
 
     @property

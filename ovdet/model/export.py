@@ -5,7 +5,9 @@ Inputs:
 - ``images`` ``(B, 3, H, W)`` float32, RGB in [0, 1], H and W multiples of the stride (batch and size dynamic, so
   ultralytics' minimal letterbox padding is kept);
 - ``class_embeddings`` ``(K, D)`` float32 (``vocabulary="runtime"`` only): the text encoder's L2-normalised output, as
-  the embedding cache stores it, K dynamic (any projection a family applies to text happens inside the graph).
+  the embedding cache stores it, K dynamic (any projection a family applies to text happens inside the graph);
+- ``class_projected`` ``(K,)`` bool (runtime YOLOE graphs only): rows already in YOLOE's projected space (visual
+  prompts, :mod:`ovdet.model.visual`), which skip the text projection; all ``False`` for text.
 
 Outputs: ``boxes`` ``(B, A, 4)`` (xyxy, input pixels) and ``scores`` ``(B, K, A)`` (probabilities); segmentation models
 also give ``mask_coefficients`` ``(B, M, A)`` and ``protos`` ``(B, M, H/4, W/4)``. NMS stays outside
@@ -36,6 +38,7 @@ from torch import nn
 
 from ..errors import OutputError, VocabularyError
 from ..fileio import atomic_write_bytes, check_output_file
+from ..prompts import prompt_to_json
 from ..runtime.detector import encode_embeddings
 from ..runtime.session import METADATA_KEY, ONNX_FORMAT_VERSION
 from .postprocess import decode_boxes
@@ -82,8 +85,11 @@ class _DecodedOutputs(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, class_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        out = self.model(images, class_embeddings)
+    def forward(
+        self, images: torch.Tensor, class_embeddings: torch.Tensor | None = None,
+        class_projected: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        out = self.model(images, class_embeddings, class_projected)
         decoded = (decode_boxes(out), out.class_logits.sigmoid())
         if out.mask_coefficients is not None:
             return (*decoded, out.mask_coefficients, out.protos)
@@ -112,6 +118,11 @@ def _cpu_copy(model: OVDetector) -> OVDetector:
     if pooling is not None:
         pooling.im_pools = nn.ModuleList(_AdaptiveMaxPool2d(pooling.k) for _ in pooling.im_pools)
     return twin.eval()
+
+
+def _takes_projected(model: OVDetector) -> bool:
+    """Whether a runtime graph of ``model`` takes ``class_projected``: a head with a text projection (YOLOE)."""
+    return getattr(model.head, "text_projection", None) is not None
 
 
 def _graph_model(model: OVDetector, vocabulary: str) -> OVDetector:
@@ -160,12 +171,14 @@ def check_replaceable(path: str | os.PathLike) -> None:
 
 def _trace(graph: nn.Module, example: tuple[torch.Tensor, ...], runtime: bool, opset: int, masks: bool) -> bytes:
     buffer = io.BytesIO()  # no temporary file to leave behind
-    names = ["images", "class_embeddings"] if runtime else ["images"]
+    names = ["images", "class_embeddings", "class_projected"][: len(example)]
     outputs = ["boxes", "scores"]
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch", 1: "anchors"},
             "scores": {0: "batch", 1: "classes", 2: "anchors"}}  # fmt: skip
     if runtime:
         axes["class_embeddings"] = {0: "classes"}
+        if len(example) == 3:
+            axes["class_projected"] = {0: "classes"}
     else:
         del axes["scores"][1]
     if masks:
@@ -239,6 +252,8 @@ def export_onnx(
     if runtime:
         text = torch.nn.functional.normalize(torch.randn(_TRACE_CLASSES, model.embed_dim), dim=-1)
         example = (*example, text)
+        if _takes_projected(model):  # YOLOE: visual-prompt rows skip the text projection
+            example = (*example, torch.arange(_TRACE_CLASSES) % 2 == 0)
     masks = model.config.head.masks
     data = _trace(graph, example, runtime, opset, masks)
     import onnx
@@ -250,7 +265,8 @@ def export_onnx(
         "kind": "detector",
         "vocabulary": vocabulary,
         "names": model.names,
-        "prompts": [list(p) for p in model.prompts.values()],
+        "prompts": [[prompt_to_json(p) for p in ps] for ps in model.prompts.values()],
+        "projected": [bool(x) for x in model.vocabulary.projected],
         "embed_dim": model.embed_dim,
         "stride": model.stride,
         "imgsz": list(size),
@@ -266,6 +282,8 @@ def export_onnx(
     }  # fmt: skip
     if runtime:
         info["inputs"]["class_embeddings"] = "(K, D) float32, L2-normalised text-encoder output"
+        if _takes_projected(model):
+            info["inputs"]["class_projected"] = "(K,) bool, rows already in the projected space (visual prompts)"
         if model.names:  # the current classes come along as defaults: predict works before any set_classes
             info["embeddings"] = encode_embeddings(model.vocabulary.embeddings)
     if int8:

@@ -9,7 +9,8 @@ microseconds per tensor, without reading any weights:
 - weights, buffers, device or dtype: each parameter's and buffer's identity, storage address and PyTorch version
   counter (bumped by every in-place write: optimizer steps, ``load_state_dict``, ``copy_`` under ``no_grad``, a
   BatchNorm update in a training-mode forward; ``.to()`` / ``.half()`` move the storage) → the copy is rebuilt;
-- the vocabulary (``set_classes``, ``set_vocabulary``, an in-place edit of ``class_embeddings``) → only refolded;
+- the vocabulary (``set_classes``, ``set_vocabulary``, an in-place edit of ``class_embeddings`` or
+  ``class_projected``) → only refolded;
 - ``train()`` drops the copy (its memory is freed; training never uses it).
 
 Writes through ``tensor.data`` bypass PyTorch's version counters and cannot be seen; after such an edit set
@@ -74,10 +75,11 @@ class InferenceCopy:
 
     def get(self, model: OVDetector) -> OVDetector:
         """The fused copy of ``model``, current with its weights and vocabulary."""
+        vocabulary_buffers = ("class_embeddings", "class_projected")
         weights = tensor_state(
-            t for name, t in [*model.named_parameters(), *model.named_buffers()] if name != "class_embeddings"
+            t for name, t in [*model.named_parameters(), *model.named_buffers()] if name not in vocabulary_buffers
         ) + (model.end2end,)  # YOLO26: which branch predicts is part of what the copy must match
-        vocabulary = tensor_state([model.class_embeddings]) + (tuple(model.names),)
+        vocabulary = tensor_state([model.class_embeddings, model.class_projected]) + (tuple(model.names),)
         with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when called under inference_mode
             if self._model is None or weights != self._weights:
                 self._model = self._build(model)

@@ -34,9 +34,12 @@ logger = logging.getLogger(__name__)
 class _Calibration:
     """``onnxruntime.quantization.CalibrationDataReader``: one letterboxed image per run, as ``predict`` feeds them."""
 
-    def __init__(self, items: list, size: tuple[int, int], stride: int, embeddings: np.ndarray | None):
+    def __init__(
+        self, items: list, size: tuple[int, int], stride: int, embeddings: np.ndarray | None,
+        projected: np.ndarray | None = None,
+    ):
         self._items = iter(items)
-        self.size, self.stride, self.embeddings = size, stride, embeddings
+        self.size, self.stride, self.embeddings, self.projected = size, stride, embeddings, projected
         self.count = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -47,6 +50,8 @@ class _Calibration:
             feeds = {"images": batch}
             if self.embeddings is not None:
                 feeds["class_embeddings"] = self.embeddings
+            if self.projected is not None:  # a YOLOE runtime graph: which rows skip the text projection
+                feeds["class_projected"] = self.projected
             return feeds
         return None
 
@@ -76,8 +81,10 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     items = resolve_images(calibration)
-    embeddings = model.vocabulary.embeddings if runtime else None
-    reader = _Calibration(items, size, model.stride, embeddings)
+    vocab = model.vocabulary
+    embeddings = vocab.embeddings if runtime else None
+    projected = vocab.projected if "class_projected" in {i.name for i in proto.graph.input} else None
+    reader = _Calibration(items, size, model.stride, embeddings, projected)
     with tempfile.TemporaryDirectory(prefix="ovdet-int8-") as tmp:  # removed whatever happens
         fp32, prepared, int8 = (Path(tmp) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         onnx.save(proto, str(fp32))

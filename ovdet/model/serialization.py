@@ -4,7 +4,8 @@
 when the text encoder cannot be re-created from its spec alone (random weights, a config registered in-process, a
 local file), its text tower under ``text_tower.``. ``config.json`` holds the format version, the architecture, the
 text encoder (spec, identity key, dimension, and the open_clip config of a carried tower), the vocabulary names and
-prompts, the preprocessing and free-form metadata. The folder is written to a temporary sibling and swapped in.
+prompts (a visual prompt as its record: image path, size, pixel hash and boxes; see :mod:`ovdet.prompts`) and which
+rows are already in a YOLOE model's projected space (``projected``), the preprocessing and free-form metadata. The folder is written to a temporary sibling and swapped in.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, VocabularyError
 from ..fileio import atomic_folder, save_safetensors
+from ..prompts import prompt_from_json, prompt_to_json
 from ..text.encoder import TextEncoder
 from ..text.vocabulary import Vocabulary
 from .config import ModelConfig
@@ -98,7 +100,11 @@ def save_detector(
         "ovdet_version": _version(),
         "model": model.config.to_dict(),
         "text_encoder": text_info,
-        "vocabulary": {"names": model.names, "prompts": [list(p) for p in model.prompts.values()]},
+        "vocabulary": {
+            "names": model.names,
+            "prompts": [[prompt_to_json(p) for p in ps] for ps in model.prompts.values()],
+            "projected": [bool(x) for x in model.vocabulary.projected],
+        },
         "preprocess": {"letterbox": "ultralytics", "pad_value": 114, "stride": model.stride, "input": "RGB / 255"},
         "metadata": {**getattr(model, "metadata", {}), **(metadata or {})},
     }
@@ -191,6 +197,10 @@ def load_detector(folder: str | os.PathLike, *, device: str = "cpu") -> OVDetect
         )
     if names:
         prompts = vocab.get("prompts") or [[n] for n in names]
-        model.set_vocabulary(Vocabulary(tuple(names), tuple(tuple(p) for p in prompts), model.class_embeddings))
+        try:
+            prompts = tuple(tuple(prompt_from_json(p) for p in ps) for ps in prompts)
+        except VocabularyError as e:
+            raise CheckpointError(f"{folder / CONFIG_FILE} has an invalid vocabulary: {e}") from e
+        model.set_vocabulary(Vocabulary(tuple(names), prompts, model.class_embeddings, vocab.get("projected")))
     model.metadata = dict(config.get("metadata") or {})
     return model.to(device).eval()

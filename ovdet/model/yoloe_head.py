@@ -7,9 +7,10 @@ widths, same layer order), so converted weights load one to one. The text projec
 :meth:`YOLOEHead.forward` takes raw L2-normalised text-encoder outputs and projects them itself (ultralytics'
 ``get_tpe``), so a vocabulary, its cache and an exported graph all hold raw encoder outputs.
 
-Where visual prompts would plug in: ultralytics' ``SAVPE`` (``head.savpe`` in its checkpoints) turns prompt masks on
-the neck's features into embeddings that are concatenated with the projected text embeddings before scoring; it is
-not converted yet (visual prompts are future work), so converted models score text prompts only.
+Visual prompts: ultralytics' ``SAVPE`` (``head.savpe``, kept when ``config.head.savpe``; converted checkpoints carry
+it) turns prompt masks on the neck's features into embeddings in the *projected* space, which the scorers take as they
+are (:mod:`ovdet.model.visual`). So the head also takes a per-class flag, ``projected``: rows already projected skip
+the text projection (they are only L2-normalised), in :meth:`YOLOEHead.forward` and :meth:`YOLOEHead.fold_text` alike.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.nn.modules import Conv, DWConv, Proto
-from ultralytics.nn.modules.block import BNContrastiveHead, Proto26, Residual, SwiGLUFFN
+from ultralytics.nn.modules.block import SAVPE, BNContrastiveHead, Proto26, Residual, SwiGLUFFN
 from ultralytics.utils.tal import make_anchors
 
 from .config import HeadConfig
@@ -107,8 +108,9 @@ class _Branch(nn.Module):
 class YOLOEHead(nn.Module):
     """YOLOE's head over P3-P5 features.
 
-    ``forward(feats, text)``: ``feats`` per-level ``(B, C_i, H_i, W_i)``; ``text`` ``(B, K, D)`` raw, L2-normalised
-    text-encoder embeddings (ignored by a prompt-free head, which may get ``None``). Returns a :class:`HeadOutput`
+    ``forward(feats, text, projected=None)``: ``feats`` per-level ``(B, C_i, H_i, W_i)``; ``text`` ``(B, K, D)`` raw,
+    L2-normalised text-encoder embeddings (ignored by a prompt-free head, which may get ``None``); ``projected`` an
+    optional ``(K,)`` bool marking rows that are already in the projected space (visual prompts). Returns a :class:`HeadOutput`
     with ``mask_coefficients`` and ``protos`` for ``-seg`` layouts. An end-to-end head (YOLO26) answers with its
     one-to-one branch when :attr:`end2end` is set (the default), else with its one-to-many branch; in training mode it
     returns the one-to-one outputs with the one-to-many ones under ``one2many`` (both are trained).
@@ -143,6 +145,8 @@ class YOLOEHead(nn.Module):
                 if not config.prompt_free:
                     nn.init.zeros_(branch.embed[i][-1].bias)
                     nn.init.constant_(branch.scorers[i].bias, math.log(5 / 80 / (640 / strides[i]) ** 2))
+        # visual prompts (ultralytics' SAVPE, as YOLOEDetect builds it); not trained here, so it never holds up DDP
+        self.savpe = SAVPE(self.in_channels, c_emb, embed_dim).requires_grad_(False) if config.savpe else None
         self.proto: nn.Module | None = None
         if config.masks:
             if config.proto == "yolo26":
@@ -151,17 +155,23 @@ class YOLOEHead(nn.Module):
             else:
                 self.proto = Proto(in_channels[0], config.proto_channels, config.masks)
 
-    def project_text(self, text: torch.Tensor) -> torch.Tensor:
-        """Raw text embeddings ``(..., D)`` → the L2-normalised projected embeddings the scorers use (``get_tpe``)."""
+    def project_text(self, text: torch.Tensor, projected: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw text embeddings ``(..., K, D)`` → the L2-normalised projected embeddings the scorers use (``get_tpe``);
+        rows flagged in ``projected`` ``(K,)`` are already projected and only normalised."""
         if self.text_projection is None:
             raise RuntimeError("a prompt-free head has no text projection")
-        return F.normalize(self.text_projection(text), dim=-1)
+        out = F.normalize(self.text_projection(text), dim=-1)
+        if projected is not None:
+            out = torch.where(projected.bool()[:, None], F.normalize(text, dim=-1), out)
+        return out
 
-    def forward(self, feats: list[torch.Tensor], text: torch.Tensor | None) -> HeadOutput:
-        projected = None if self.prompt_free or text is None else self.project_text(text)
-        if not self.prompt_free and projected is None:
+    def forward(
+        self, feats: list[torch.Tensor], text: torch.Tensor | None, projected: torch.Tensor | None = None
+    ) -> HeadOutput:
+        text = None if self.prompt_free or text is None else self.project_text(text, projected)
+        if not self.prompt_free and text is None:
             raise ValueError("a text-prompted YOLOE head needs text embeddings")
-        return self._outputs(feats, projected, folded=False)
+        return self._outputs(feats, text, folded=False)
 
     def _outputs(self, feats: list[torch.Tensor], text: torch.Tensor | None, *, folded: bool) -> HeadOutput:
         anchors, strides = make_anchors(feats, self.level_strides, 0.5)
@@ -187,14 +197,15 @@ class YOLOEHead(nn.Module):
         return run("one2one" if self.end2end else "one2many", feats)
 
     # ------------------------------------------------------------------ inference with a folded vocabulary
-    def fold_text(self, text: torch.Tensor) -> None:
-        """Fold the projection of fixed raw text ``(K, D)``, each scorer's BatchNorm, scale and bias into one 1×1 conv
-        per level and branch (ultralytics' ``YOLOEDetect.fuse``), used by :meth:`forward_folded`."""
+    def fold_text(self, text: torch.Tensor, projected: torch.Tensor | None = None) -> None:
+        """Fold the projection of fixed raw text ``(K, D)`` (rows flagged in ``projected`` are already projected),
+        each scorer's BatchNorm, scale and bias into one 1×1 conv per level and branch (ultralytics'
+        ``YOLOEDetect.fuse``), used by :meth:`forward_folded`."""
         from .fuse import fold_scorer
 
         if self.prompt_free:
             return
-        projected = self.project_text(text.to(self.text_projection.m.w12.weight))
+        projected = self.project_text(text.to(self.text_projection.m.w12.weight), projected)
         for name in ("one2many", "one2one"):
             branch = getattr(self, name)
             if branch is None:

@@ -4,7 +4,8 @@ Its ``predict`` / ``predict_iter`` / ``stream`` / ``detect`` take the same argum
 :class:`~ovdet.Result` as :class:`~ovdet.OVDetector`'s (the same letterboxing, selection and NMS code runs). An export
 with ``vocabulary="runtime"`` takes the class embeddings as an input, so :meth:`OnnxDetector.set_classes` changes
 classes at run time: names are embedded through the embedding cache and, for prompts not cached yet, the exported
-text encoder; one with the vocabulary folded in predicts the classes it was exported with.
+text encoder; one with the vocabulary folded in predicts the classes it was exported with. Classes given by example
+(visual prompts) are embedded by the PyTorch model before export: an export keeps them, but cannot read new examples.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, VocabularyError
+from ..prompts import is_visual, prompt_from_json, reusable_rows
 from ..results import Result
 from ..text.cache import DEFAULT_CACHE
 from ..text.vocabulary import ClassSpec, Vocabulary, normalize_classes
@@ -103,8 +105,10 @@ class OnnxDetector(Predictor):
         self._text_encoder_path = Path(text_encoder) if text_encoder is not None else None
         self._text_encoder: Any = None
         names = tuple(info.get("names") or ())
-        prompts = tuple(tuple(p) for p in info.get("prompts") or [[n] for n in names])
+        prompts = tuple(tuple(map(prompt_from_json, p)) for p in info.get("prompts") or [[n] for n in names])
         self._names, self._prompts = names, prompts
+        self._projected = np.array(info.get("projected") or [False] * len(names), dtype=bool)
+        self._takes_projected = "class_projected" in {i.name for i in self.session.get_inputs()}
         self._embeddings: np.ndarray | None = None
         if self.vocabulary_mode == "runtime" and info.get("embeddings"):
             self._embeddings = decode_embeddings(info["embeddings"], self.embed_dim)
@@ -122,8 +126,9 @@ class OnnxDetector(Predictor):
         return list(self._names)
 
     @property
-    def prompts(self) -> dict[str, list[str]]:
-        """Each class's prompts."""
+    def prompts(self) -> dict[str, list[Any]]:
+        """Each class's prompts (texts, and :class:`~ovdet.prompts.VisualPrompt` records of classes given by
+        example)."""
         return {n: list(p) for n, p in zip(self._names, self._prompts)}
 
     @property
@@ -160,12 +165,14 @@ class OnnxDetector(Predictor):
         """Set the classes to detect; returns ``self`` (as ``OVDetector.set_classes``).
 
         Args:
-            classes: Class names, or a dict name → prompts (several prompts: their re-normalised mean).
+            classes: Class names, or a dict name → prompts (several prompts: their re-normalised mean). Classes given
+                by example that the export carries (same name and prompts as in :attr:`prompts`) keep their
+                embeddings, beside any text classes; new example boxes need the PyTorch model (see below).
             embeddings: Optional ``(len(classes), D)`` array used instead of the text encoder.
 
         Raises:
             VocabularyError: bad class lists or embeddings; prompts neither cached nor encodable (no text encoder);
-                or a folded export asked for other classes than its own.
+                visual prompts this export has not embedded; or a folded export asked for other classes than its own.
         """
         if self.vocabulary_mode != "runtime":
             names, prompts = normalize_classes(classes)
@@ -179,16 +186,37 @@ class OnnxDetector(Predictor):
         if embeddings is not None:
             vocab = Vocabulary.from_embeddings(classes, embeddings, self.embed_dim)
         else:
-            vocab = Vocabulary.from_classes(classes, self.text_encoder)
+            vocab = self._vocabulary_from_classes(classes)
         self.set_vocabulary(vocab)
         return self
+
+    def _vocabulary_from_classes(self, classes: ClassSpec) -> Vocabulary:
+        """Text classes through the text encoder; classes with visual prompts only where this export carries them."""
+        names, prompts = normalize_classes(classes)
+        reuse = reusable_rows(self._names, self._prompts, names, prompts)
+        new = [names[k] for k, p in enumerate(prompts) if k not in reuse and any(map(is_visual, p))]
+        if new:
+            raise VocabularyError(
+                f"class {new[0]!r} is given by example (visual prompts) that {self.path} has not embedded: an ONNX "
+                "export cannot read example boxes; set the classes in PyTorch (model.set_classes({...: "
+                "[VisualPrompt(image, boxes)]})) and export the model again (model.export('onnx', path, ...))"
+            )
+        text = {k: p for k, p in enumerate(prompts) if k not in reuse}
+        rows = np.zeros((len(names), self.embed_dim), np.float32)
+        projected = np.zeros(len(names), bool)
+        if text:
+            encoded = Vocabulary.from_classes({names[k]: list(p) for k, p in text.items()}, self.text_encoder)
+            rows[list(text)] = encoded.embeddings
+        for k, j in reuse.items():
+            rows[k], projected[k] = self._embeddings[j], self._projected[j]
+        return Vocabulary(names, prompts, rows, projected)
 
     @property
     def vocabulary(self) -> Vocabulary:
         """The current vocabulary (for a folded export: names and prompts, embeddings ``(K, 0)``: they are in the
         graph)."""
         emb = self._embeddings if self._embeddings is not None else np.zeros((len(self._names), 0), np.float32)
-        return Vocabulary(self._names, self._prompts, emb.copy())
+        return Vocabulary(self._names, self._prompts, emb.copy(), self._projected.copy())
 
     def set_vocabulary(self, vocab: Vocabulary) -> None:
         """Install a ready :class:`~ovdet.text.vocabulary.Vocabulary` (as ``OVDetector.set_vocabulary``)."""
@@ -197,8 +225,14 @@ class OnnxDetector(Predictor):
             return
         if vocab.embeddings.shape[-1] != self.embed_dim:
             raise VocabularyError(f"vocabulary is {vocab.embeddings.shape[-1]}-d, the model expects {self.embed_dim}-d")
+        if vocab.projected.any() and not self._takes_projected:
+            raise VocabularyError(
+                f"{self.path} takes no class_projected input, so no class can be marked as projected (such rows are a "
+                "YOLOE model's visual prompts): export the YOLOE model with those classes set"
+            )
         self._names, self._prompts = tuple(vocab.names), tuple(tuple(p) for p in vocab.prompts)
         self._embeddings = np.ascontiguousarray(vocab.embeddings, dtype=np.float32)
+        self._projected = np.array(vocab.projected, dtype=bool)
 
     # ------------------------------------------------------------------ images in, results out
     def _detect_batch(self, images: list[np.ndarray], size: tuple[int, int], **select: Any) -> list[Result]:
@@ -207,6 +241,8 @@ class OnnxDetector(Predictor):
         feeds = {"images": batch}
         if self.vocabulary_mode == "runtime":
             feeds["class_embeddings"] = self._embeddings
+            if self._takes_projected:
+                feeds["class_projected"] = self._projected
         masks = bool(self.info.get("masks"))
         outputs = self.session.run(["boxes", "scores", *(["mask_coefficients", "protos"] if masks else [])], feeds)
         boxes, scores, *mask_outputs = outputs  # segmentation models: mask coefficients and prototypes

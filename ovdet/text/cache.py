@@ -59,6 +59,9 @@ class EmbeddingCache:
         self._tables: dict[tuple[Path, str], _Table] = {}
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo: dict) -> EmbeddingCache:
+        return self  # one cache per place on disk: a copied model (copy.deepcopy) shares it, lock and all
+
     def _file(self, encoder_key: str) -> Path:
         root = self._root if self._root is not None else default_cache_dir()
         digest = hashlib.sha256(encoder_key.encode("utf-8")).hexdigest()[:24]

@@ -43,14 +43,24 @@ class Vocabulary:
         prompts: The texts encoded for each class (``(name,)`` unless synonyms or templates were given).
         embeddings: ``(K, D)`` float32 numpy array, L2-normalised; a class with several prompts gets their
             re-normalised mean, as in open_clip's ``zero_shot_classifier``.
+        projected: ``(K,)`` bool: rows already in a YOLOE model's projected text space (visual prompts: its scorer's
+            space, see :mod:`ovdet.model.visual`), which its head must not project again. All ``False`` (raw
+            text-encoder outputs) unless given.
+
+    Prompts are texts or, for classes given by example, :class:`~ovdet.prompts.VisualPrompt` records.
     """
 
     names: tuple[str, ...]
-    prompts: tuple[tuple[str, ...], ...]
+    prompts: tuple[tuple[Any, ...], ...]
     embeddings: np.ndarray
+    projected: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "embeddings", np.array(_as_float_array(self.embeddings), dtype=np.float32))
+        flags = np.zeros(len(self.names), bool) if self.projected is None else np.array(self.projected, dtype=bool)
+        if flags.shape != (len(self.names),):
+            raise VocabularyError(f"projected must hold one flag per class ({len(self.names)}), got shape {flags.shape}")
+        object.__setattr__(self, "projected", flags)
 
     def __len__(self) -> int:
         return len(self.names)

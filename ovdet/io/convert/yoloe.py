@@ -3,7 +3,8 @@
 Layouts: ultralytics' ``yoloe-v8.yaml`` (YOLOv8 backbone and PAN), ``yoloe-11.yaml`` and ``yoloe-26.yaml`` (C3k2,
 SPPF, C2PSA; YOLO26 with its residual SPPF, PSA neck block, one-to-one branch and ``reg_max`` 1), and their ``-seg``
 twins (mask coefficients and prototypes). Carried over: every weight of the backbone, neck and head (box,
-embedding, BatchNorm scorer, mask branches, prototypes, the SwiGLU text projection ``reprta``), and the vocabulary.
+embedding, BatchNorm scorer, mask branches, prototypes, the SwiGLU text projection ``reprta``, and the visual-prompt
+encoder ``savpe`` where the checkpoint has one), and the vocabulary.
 
 The vocabulary: ultralytics stores a text-prompted checkpoint's classes as *projected* embeddings (``pe``, the
 output of ``reprta`` and L2 normalisation), while ovdet keeps raw encoder outputs and projects inside the model. The
@@ -13,8 +14,8 @@ that does not converge leaves the vocabulary out with a warning. Prompt-free (``
 built-in vocabulary (names and LRPC convs) as the model's own classes; they lost their text layers when ultralytics
 re-parameterised them, so ``set_classes`` is refused on them.
 
-Not carried: SAVPE (visual prompts, not supported yet), YOLO26's training-only semantic-segmentation head
-(``proto.semseg``), and DFL's fixed bins.
+Not carried: YOLO26's training-only semantic-segmentation head (``proto.semseg``), DFL's fixed bins, and a prompt-free
+checkpoint's SAVPE (it takes no prompts of any kind).
 """
 
 from __future__ import annotations
@@ -122,8 +123,10 @@ def convert_yoloe_model(module: nn.Module, *, text_encoder: str | TextEncoder | 
         if index != head_index or not rest:
             raise CheckpointError(f"unexpected weights in layer {index} ({'.'.join(rest)}) for {label}; {SUPPORTED}")
         first, tail = rest[0], rest[1:]
-        if first in ("dfl", "savpe") or (first == "proto" and tail[:1] == ["semseg"]):
-            return None  # fixed bins; visual prompts (not supported yet); YOLO26's training-only semantic head
+        if first == "savpe":  # the visual-prompt encoder: kept unless prompt-free (no prompts of any kind)
+            return ".".join(["head.savpe", *tail]) if config.head.savpe else None
+        if first == "dfl" or (first == "proto" and tail[:1] == ["semseg"]):
+            return None  # fixed bins; YOLO26's training-only semantic head
         if first == "reprta":
             return ".".join(["head.text_projection", *tail])
         if first == "proto":
@@ -209,6 +212,7 @@ def _model_config(module: nn.Module, family: str) -> ModelConfig:
         embed_branch=embed_branch, end2end=end2end, masks=masks, proto=proto,
         proto_channels=int(detect.proto.cv1.conv.out_channels) if masks else 256,
         prompt_free=int(vocab.out_features if isinstance(vocab, nn.Linear) else vocab.out_channels) if prompt_free else 0,
+        savpe=getattr(detect, "savpe", None) is not None and not prompt_free,
     )  # fmt: skip
     return dataclasses.replace(
         base, name=name, scale=scale_config, backbone=BackboneConfig(kind=family, c3k=c3k),
