@@ -171,12 +171,17 @@ def test_runtime_vocabulary_outputs_equal_pytorch_for_any_class_count(runtime_ex
     model, fused, _, session, own = runtime_export
     masks = bool(model.config.head.masks)
     outputs = ["boxes", "scores", *(["mask_coefficients", "protos"] if masks else [])]
-    assert [i.name for i in session.get_inputs()] == ["images", "class_embeddings"]
+    # a family that projects text (YOLOE) also takes which rows are projected already (visual prompts); text: none
+    projects = getattr(model.head, "text_projection", None) is not None
+    assert [i.name for i in session.get_inputs()] == ["images", "class_embeddings", *(["class_projected"] * projects)]
     assert [o.name for o in session.get_outputs()] == outputs
     text = vocabulary_of(own, k)
     photos = photo_batch(RUNTIME_IMGSZ)
     images = photos[:1] if b == 1 else torch.cat([photos, photos.flip(3)])[:3, :, :160]
-    found = session.run(None, {"images": images.numpy(), "class_embeddings": text.numpy()})
+    feeds = {"images": images.numpy(), "class_embeddings": text.numpy()}
+    if projects:
+        feeds["class_projected"] = np.zeros(k, bool)
+    found = session.run(None, feeds)
     fused.set_classes([f"class {i}" for i in range(k)], embeddings=text)
     with torch.inference_mode():
         reference, refolded = exported_outputs(model(images, text)), exported_outputs(fused(images))
