@@ -19,6 +19,7 @@ __all__ = [
     "parse_classes",
     "set_classes",
     "prompt_images",
+    "class_inputs",
     "probability",
     "positive_int",
 ]
@@ -169,6 +170,13 @@ def prompt_images(classes: dict[str, list] | None) -> list[str]:
     from ..prompts import is_visual
 
     return [p.source for prompts in (classes or {}).values() for p in prompts if is_visual(p) and p.source]
+
+
+def class_inputs(args: argparse.Namespace, classes: dict[str, list] | None) -> list[str]:
+    """Every file the class options read (``--classes-file``, ``--visual-prompts`` and its reference images):
+    inputs, like the images, that no output may replace (``--json prompts.json`` would destroy the prompts)."""
+    files = [getattr(args, "classes_file", None), getattr(args, "visual_prompts", None)]
+    return [f for f in files if f is not None] + prompt_images(classes)
 
 
 def set_classes(model, classes: dict[str, list], imgsz: int | None) -> None:  # noqa: ANN001 (either detector)

@@ -55,6 +55,22 @@ def test_outputs_never_replace_a_prompt_image(files, capsys):
     assert ref.read_bytes() == before
 
 
+@pytest.mark.parametrize("command", ["predict", "stream"])
+def test_outputs_never_replace_the_prompts_or_classes_file(files, command, capsys, monkeypatch):
+    """The prompts file and the classes file are inputs too: --json must not write over either."""
+    folder, prompts = files
+    classes = folder / "classes.txt"
+    classes.write_text("purple cross\n")
+    before = prompts.read_bytes()
+    monkeypatch.setattr(f"ovdet.cli.{command}.resolve_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    for output in (prompts, classes):
+        args = [command, str(folder / "frames"), "--visual-prompts", str(prompts), "--classes-file", str(classes),
+                "--json", str(output)]  # fmt: skip
+        assert main(args) == 2
+        assert f"--json {output} is one of the inputs" in capsys.readouterr().err
+    assert prompts.read_bytes() == before and classes.read_text() == "purple cross\n"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [('{"thing": [{"image": "refs/a.png", "boxes": [[1, 2, 3, 4]]', "is not valid JSON: "),
