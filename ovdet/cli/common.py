@@ -202,7 +202,7 @@ def input_files(sources: list) -> set[str]:
         text = os.path.expanduser(os.fspath(source))
         if os.path.isdir(text):
             found.update(os.path.realpath(e.path) for e in os.scandir(text) if e.name.lower().endswith(IMAGE_SUFFIXES))
-        elif any(ch in text for ch in "*?["):
+        elif any(ch in text for ch in "*?[") and not os.path.exists(text):  # "photo [1].jpg" is a file's name
             found.update(os.path.realpath(f) for f in glob.glob(text, recursive=True))
         elif os.path.exists(text):
             found.add(os.path.realpath(text))
