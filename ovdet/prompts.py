@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SourceError, VocabularyError
-from .images import read_image, resolve_images
+from .images import VIDEO_SUFFIXES, read_image, resolve_images
 
 __all__ = ["VisualPrompt", "check_boxes", "is_visual", "prompt_to_json", "prompt_from_json", "read_prompts_file", "reusable_rows"]
 
@@ -99,6 +99,20 @@ def check_boxes(boxes: Any, image_size: tuple[int, int], *, where: str = "visual
     return array.astype(np.float32)
 
 
+def _check_image_path(text: str) -> None:
+    """Refuse a URL or a video with a visual prompt's fix (:func:`~ovdet.images.resolve_images` would point to
+    ``ovdet stream``, which is right for predict, not here)."""
+    if text.startswith(("http://", "https://", "rtsp://", "rtmp://")):
+        raise SourceError(f"visual prompt on {text}: it is a URL; a visual prompt reads one local image file: "
+                          "download the image first")  # fmt: skip
+    path = Path(text).expanduser()
+    if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+        raise SourceError(
+            f"visual prompt on {os.path.abspath(path)}: it is a video; a visual prompt takes one image: save the frame "
+            "that shows the example as an image file, or pass that frame as a BGR array (cv2.VideoCapture(...).read())"
+        )
+
+
 class VisualPrompt:
     """Example boxes of one class in one image: a prompt given by example instead of by name.
 
@@ -124,6 +138,8 @@ class VisualPrompt:
     """
 
     def __init__(self, image: Any, boxes: Any):
+        if isinstance(image, (str, os.PathLike)):
+            _check_image_path(os.fspath(image))
         items = resolve_images(image)
         if len(items) != 1:
             raise SourceError(f"a visual prompt takes one image, got {len(items)} (a folder, glob or batch); give one "
@@ -291,13 +307,17 @@ def read_prompts_file(path: str | os.PathLike) -> dict[str, list[str | VisualPro
             if not isinstance(image, str) or not image.strip():
                 raise VocabularyError(f"{where}: \"image\" must be a path (relative to {path.name}'s folder)")
             file = folder / os.path.expanduser(image)
+            if file.is_dir():
+                raise SourceError(f"{where}: image {image} is a folder; give one image file per prompt (one "
+                                  '{"image": ..., "boxes": ...} object per image)')  # fmt: skip
             if not file.is_file():
                 raise SourceError(f"{where}: image {image} not found (looked for {file.absolute()}; paths are "
                                   f"relative to the folder of {path.name})")  # fmt: skip
+            absolute = os.path.abspath(file)  # normalised ("sub/../a.png"), as VisualPrompt keeps and names it
             try:
-                prompts.append(VisualPrompt(str(file.absolute()), entry["boxes"]))
+                prompts.append(VisualPrompt(absolute, entry["boxes"]))
             except (VocabularyError, SourceError) as e:
-                message = str(e).removeprefix(f"visual prompt on {file.absolute()}: ")
+                message = str(e).removeprefix(f"visual prompt on {absolute}: ")
                 raise type(e)(f"{where} ({image}): {message}") from None
         out[name] = prompts
     return out

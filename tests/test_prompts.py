@@ -42,6 +42,11 @@ def test_images_decode_as_predict_decodes_them(tmp_path):
         VisualPrompt(tmp_path, boxes)
     with pytest.raises(SourceError, match="not found"):
         VisualPrompt(tmp_path / "missing.jpg", boxes)
+    (tmp_path / "clip.mp4").write_bytes(b"a video")  # not `ovdet stream`, which predict's message suggests
+    with pytest.raises(SourceError, match="clip.mp4: it is a video; a visual prompt takes one image: save the frame"):
+        VisualPrompt(tmp_path / "clip.mp4", boxes)
+    with pytest.raises(SourceError, match="it is a URL; a visual prompt reads one local image file"):
+        VisualPrompt("https://example.com/ref.jpg", boxes)
 
 
 @pytest.mark.parametrize(
@@ -115,11 +120,19 @@ def test_prompts_file_paths_are_relative_to_it_and_kept_absolute(tmp_path, monke
       r"class 'widget', prompt 1 \(a.png\): box \[1, 1, 500, 5\] reaches outside the image \(80x60 px\)"),
      ('{"w": ["w", {"image": "a.png", "boxes": [[5, 5, 5, 9]]}]}', VocabularyError, r"prompt 2 \(a.png\): box .* empty or flat"),
      ('{"widget": [{"image": "a.png", "boxes": [["1", 1, 5, 5]]}]}', VocabularyError, "must be numbers, got '1'"),
-     ('{"widget": [{"image": "bad.png", "boxes": [[1, 1, 5, 5]]}]}', SourceError, "cannot decode image")],
+     ('{"widget": [{"image": "bad.png", "boxes": [[1, 1, 5, 5]]}]}', SourceError, "cannot decode image"),
+     ('{"widget": [{"image": "sub", "boxes": [[1, 1, 5, 5]]}]}', SourceError,
+      r"prompt 1: image sub is a folder; give one image file per prompt"),
+     ('{"widget": [{"image": "clip.mp4", "boxes": [[1, 1, 5, 5]]}]}', SourceError,
+      r"prompt 1 \(clip.mp4\): it is a video; a visual prompt takes one image: save the frame"),
+     ('{"widget": [{"image": "sub/../a.png", "boxes": [[1, 1, 500, 5]]}]}', VocabularyError,
+      r"prompt 1 \(sub/../a.png\): box \[1, 1, 500, 5\] reaches outside")],
 )  # fmt: skip
 def test_bad_prompts_files_get_one_clear_error(tmp_path, content, error, message):
     cv2.imwrite(str(tmp_path / "a.png"), IMAGE)
     (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"a video")
     with pytest.raises(error, match=message) as info:
         read_prompts_file(_write(tmp_path, content))
     assert "\n" not in str(info.value)
