@@ -110,7 +110,8 @@ def _too_small(model: OVDetector, ref: _Reference, box: np.ndarray, where: str) 
         f"{where}: box {text} is {w:.1f}x{h:.1f} px at the model's input ({ref.batch.shape[3]}x{ref.batch.shape[2]}, "
         f"the image scaled by {gain:.3g}), smaller than one cell of its finest grid ({stride} px), so the model has "
         f"nothing of the example alone to read; give a box at least {stride / gain:.0f} px wide and high in this "
-        "image, or predict at a larger imgsz"
+        "image, or read this image at a larger size (imgsz= of set_classes or embed_visual; --imgsz on the command "
+        "line)"
     )
 
 
@@ -178,9 +179,12 @@ def _readout_rows(model: OVDetector, ref: _Reference, boxes: np.ndarray, where: 
 
 
 # ------------------------------------------------------------------------------------------------------ public API
-def _rows(model: OVDetector, prompt: VisualPrompt, size: tuple[int, int], *, per_box: bool) -> torch.Tensor:
-    """Unit rows for one prompt: one per box (``per_box``), else one for the prompt."""
+def _rows(
+    model: OVDetector, prompt: VisualPrompt, size: tuple[int, int], *, per_box: bool, name: str | None = None
+) -> torch.Tensor:
+    """Unit rows for one prompt: one per box (``per_box``), else one for the prompt (of class ``name``, for errors)."""
     where = f"visual prompt on {prompt.source}" if prompt.source else "visual prompt"
+    where = f"class {name!r}, {where}" if name is not None else where
     savpe = getattr(model.head, "savpe", None) is not None
     ref = _Reference(model, prompt.image, size, square=savpe)
     if savpe:
@@ -264,7 +268,7 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
                 continue
             text = np.array([text_rows[t] for t in class_prompts if isinstance(t, str)], np.float32)
             text = text.reshape(-1, model.embed_dim)  # (T, D), T may be 0
-            visual = [_rows(model, p, size, per_box=False) for p in class_prompts if is_visual(p)]
+            visual = [_rows(model, p, size, per_box=False, name=names[k]) for p in class_prompts if is_visual(p)]
             if not visual:
                 rows.append(text.mean(0))
                 flags.append(False)
