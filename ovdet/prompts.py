@@ -127,6 +127,8 @@ class VisualPrompt:
         source: The image file's absolute path, or ``None`` for an image given in memory.
         image_size: ``(h, w)`` of the decoded image.
         sha1: SHA-1 of the decoded pixels: identifies the exact image the examples were taken from.
+        imgsz: ``(h, w)``, the input size a model read the image at, on the records a model keeps (``None`` on a
+            prompt you make): a class asked for at another size is read again.
 
     Two prompts are equal when they hold the same boxes on the same pixels. A prompt kept with a model (its
     ``prompts``, a saved ``config.json``) holds no pixels: :attr:`image` reads its file again, and refuses one that
@@ -147,6 +149,7 @@ class VisualPrompt:
         pixels, path = read_image(items[0])
         self._pixels: np.ndarray | None = pixels
         self.source = os.path.abspath(path) if path is not None else None
+        self.imgsz: tuple[int, int] | None = None
         self.image_size = (int(pixels.shape[0]), int(pixels.shape[1]))
         self.sha1 = _pixels_sha1(pixels)
         where = f"visual prompt on {self.source}" if self.source else "visual prompt"
@@ -167,17 +170,25 @@ class VisualPrompt:
         prompt.image_size = (int(record["image_size"][0]), int(record["image_size"][1]))
         prompt.sha1 = str(record["sha1"])
         prompt.boxes = check_boxes(record["boxes"], prompt.image_size)
+        imgsz = record.get("imgsz")
+        prompt.imgsz = (int(imgsz[0]), int(imgsz[1])) if imgsz else None
         return prompt
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready provenance: ``{"image": absolute path or None, "image_size": [h, w], "sha1": ..., "boxes":
-        [[x0, y0, x1, y1], ...]}``."""
-        return {"image": self.source, "image_size": list(self.image_size), "sha1": self.sha1,
-                "boxes": [[float(x) for x in box] for box in self.boxes]}  # fmt: skip
+        [[x0, y0, x1, y1], ...]}``, and ``"imgsz": [h, w]`` on a record a model keeps."""
+        record = {"image": self.source, "image_size": list(self.image_size), "sha1": self.sha1,
+                  "boxes": [[float(x) for x in box] for box in self.boxes]}  # fmt: skip
+        if self.imgsz is not None:
+            record["imgsz"] = list(self.imgsz)
+        return record
 
-    def without_pixels(self) -> VisualPrompt:
-        """The same prompt holding no pixels (what a model keeps as provenance)."""
-        return VisualPrompt.from_record(self.to_record())
+    def without_pixels(self, *, imgsz: tuple[int, int] | None = None) -> VisualPrompt:
+        """The same prompt holding no pixels (what a model keeps as provenance), read at ``imgsz`` if given."""
+        kept = VisualPrompt.from_record(self.to_record())
+        if imgsz is not None:
+            kept.imgsz = (int(imgsz[0]), int(imgsz[1]))
+        return kept
 
     @property
     def image(self) -> np.ndarray:
@@ -232,16 +243,21 @@ def prompt_from_json(value: str | Mapping[str, Any]) -> str | VisualPrompt:
 
 def reusable_rows(
     current_names: Sequence[str], current_prompts: Sequence[Sequence[Any]], names: Sequence[str],
-    prompts: Sequence[Sequence[Any]],
+    prompts: Sequence[Sequence[Any]], *, imgsz: tuple[int, int] | None = None,
 ) -> dict[int, int]:
     """Classes with visual prompts that equal a class of the current vocabulary (same name, same prompts): new index
     → current index. Their embeddings are kept as they are, so ``set_classes({**model.prompts, "bus": ["bus"]})``
-    neither reads reference images again nor needs them (a saved model's prompts hold no pixels)."""
+    neither reads reference images again nor needs them (a saved model's prompts hold no pixels). With ``imgsz``
+    ``(h, w)``, only classes read at that size are kept (a size asked for is honoured)."""
     current = {(n, tuple(p)): i for i, (n, p) in enumerate(zip(current_names, current_prompts))}
+
+    def read_at(j: int) -> bool:
+        return imgsz is None or all(p.imgsz in (None, tuple(imgsz)) for p in current_prompts[j] if is_visual(p))
+
     return {
         k: current[(n, tuple(p))]
         for k, (n, p) in enumerate(zip(names, prompts))
-        if any(map(is_visual, p)) and (n, tuple(p)) in current
+        if any(map(is_visual, p)) and (n, tuple(p)) in current and read_at(current[(n, tuple(p))])
     }
 
 

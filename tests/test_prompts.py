@@ -71,6 +71,8 @@ def test_records_round_trip_without_pixels(tmp_path):
     kept = prompt_from_json(record)
     assert kept == prompt and np.array_equal(kept.image, IMAGE)  # the file is read again
     assert prompt_from_json("red circle") == prompt_to_json("red circle") == "red circle"
+    read = prompt_from_json(json.loads(json.dumps(prompt_to_json(prompt.without_pixels(imgsz=(256, 320))))))
+    assert read == prompt and read.imgsz == (256, 320)  # the size a model read it at travels; equality ignores it
     cv2.imwrite(str(path), 255 - IMAGE)
     with pytest.raises(SourceError, match="changed since"):
         kept.image  # noqa: B018

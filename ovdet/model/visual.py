@@ -235,7 +235,8 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     """A vocabulary whose classes may be given by text and/or by example (see the module docstring).
 
     Classes equal to one of the model's current classes with visual prompts (same name, same prompts) keep their
-    embedding; every other visual prompt's image is read (at ``imgsz``, default the model's size) and embedded.
+    embedding, unless ``imgsz`` is given and they were read at another size; every other visual prompt's image is read
+    (at ``imgsz``, default the model's size) and embedded.
 
     Raises:
         VocabularyError: bad classes or boxes, an example too small to read, text prompts without a text encoder, or
@@ -244,8 +245,10 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     """
     _check_model(model)
     names, prompts = normalize_classes(classes)
+    size = model.inference_size(imgsz)
     current = model.vocabulary if model.names else Vocabulary((), (), np.zeros((0, model.embed_dim)))
-    reuse = reusable_rows(current.names, current.prompts, names, prompts)
+    # kept as they are, or, for an imgsz asked for, only if read at that size
+    reuse = reusable_rows(current.names, current.prompts, names, prompts, imgsz=None if imgsz is None else size)
     texts = sorted({t for k, ps in enumerate(prompts) if k not in reuse for t in ps if isinstance(t, str)})
     text_rows: dict[str, np.ndarray] = {}
     if texts:
@@ -258,7 +261,6 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
         encoded = encoded.detach().float().cpu().numpy() if hasattr(encoded, "detach") else np.asarray(encoded)
         text_rows = dict(zip(texts, encoded.astype(np.float32)))
     projected_space = reads_projected(model)
-    size = model.inference_size(imgsz)
     rows, flags = [], []
     with _EvalMode(model), torch.inference_mode():
         for k, class_prompts in enumerate(prompts):
@@ -279,5 +281,8 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
             flags.append(projected_space)
     embeddings = np.stack(rows).astype(np.float32)
     embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    kept = tuple(tuple(p.without_pixels() if is_visual(p) else p for p in ps) for ps in prompts)
+    def keep(p: Any) -> Any:  # what the model keeps of a prompt it read: its record, with the size it read it at
+        return p.without_pixels(imgsz=size) if is_visual(p) else p
+
+    kept = tuple(tuple(current.prompts[reuse[k]]) if k in reuse else tuple(map(keep, ps)) for k, ps in enumerate(prompts))
     return Vocabulary(names, kept, embeddings, projected=flags)
