@@ -242,22 +242,22 @@ def prompt_from_json(value: str | Mapping[str, Any]) -> str | VisualPrompt:
 
 
 def reusable_rows(
-    current_names: Sequence[str], current_prompts: Sequence[Sequence[Any]], names: Sequence[str],
-    prompts: Sequence[Sequence[Any]], *, imgsz: tuple[int, int] | None = None,
+    current_prompts: Sequence[Sequence[Any]], prompts: Sequence[Sequence[Any]], *, imgsz: tuple[int, int] | None = None
 ) -> dict[int, int]:
-    """Classes with visual prompts that equal a class of the current vocabulary (same name, same prompts): new index
-    → current index. Their embeddings are kept as they are, so ``set_classes({**model.prompts, "bus": ["bus"]})``
-    neither reads reference images again nor needs them (a saved model's prompts hold no pixels). With ``imgsz``
-    ``(h, w)``, only classes read at that size are kept (a size asked for is honoured)."""
-    current = {(n, tuple(p)): i for i, (n, p) in enumerate(zip(current_names, current_prompts))}
+    """Classes with visual prompts equal to those of a class of the current vocabulary: new index → current index.
+    Their embeddings are kept as they are (a class's row depends on its prompts, not its name), so
+    ``set_classes({**model.prompts, "bus": ["bus"]})`` or a class renamed neither reads reference images again nor
+    needs them (a saved model's prompts hold no pixels; an ONNX export cannot read them). With ``imgsz`` ``(h, w)``,
+    only classes read at that size are kept (a size asked for is honoured)."""
+    current = {tuple(p): i for i, p in enumerate(current_prompts)}
 
     def read_at(j: int) -> bool:
         return imgsz is None or all(p.imgsz in (None, tuple(imgsz)) for p in current_prompts[j] if is_visual(p))
 
     return {
-        k: current[(n, tuple(p))]
-        for k, (n, p) in enumerate(zip(names, prompts))
-        if any(map(is_visual, p)) and (n, tuple(p)) in current and read_at(current[(n, tuple(p))])
+        k: current[tuple(p)]
+        for k, p in enumerate(prompts)
+        if any(map(is_visual, p)) and tuple(p) in current and read_at(current[tuple(p)])
     }
 
 

@@ -234,8 +234,8 @@ def embed_visual(
 def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tuple[int, int] | None = None) -> Vocabulary:
     """A vocabulary whose classes may be given by text and/or by example (see the module docstring).
 
-    Classes equal to one of the model's current classes with visual prompts (same name, same prompts) keep their
-    embedding, unless ``imgsz`` is given and they were read at another size; every other visual prompt's image is read
+    Classes with the visual prompts of one of the model's current classes (the same prompts, under any name) keep
+    its embedding, unless ``imgsz`` is given and they were read at another size; every other visual prompt's image is read
     (at ``imgsz``, default the model's size) and embedded.
 
     Raises:
@@ -248,7 +248,7 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     size = model.inference_size(imgsz)
     current = model.vocabulary if model.names else Vocabulary((), (), np.zeros((0, model.embed_dim)))
     # kept as they are, or, for an imgsz asked for, only if read at that size
-    reuse = reusable_rows(current.names, current.prompts, names, prompts, imgsz=None if imgsz is None else size)
+    reuse = reusable_rows(current.prompts, prompts, imgsz=None if imgsz is None else size)
     texts = sorted({t for k, ps in enumerate(prompts) if k not in reuse for t in ps if isinstance(t, str)})
     text_rows: dict[str, np.ndarray] = {}
     if texts:

@@ -165,6 +165,8 @@ def test_visual_classes_save_load_fuse_and_export(model, tmp_path):
     (tmp_path / "ref.png").unlink()  # the loaded model keeps the class; its reference image is not needed again
     loaded.set_classes({**loaded.prompts, "yellow star": ["yellow star"]})
     assert loaded.names == ["thing", "purple cross", "yellow star"]
+    loaded.set_classes({"blue ring": loaded.prompts["thing"]})  # renamed: the same prompts, the same row, kept
+    np.testing.assert_array_equal(loaded.vocabulary.embeddings[0], model.vocabulary.embeddings[0])
 
     (expected,) = model.predict(SCENE_B.image, conf=0.25)
     assert sorted(expected.labels) == ["purple cross", "thing"]
@@ -182,3 +184,6 @@ def test_visual_classes_save_load_fuse_and_export(model, tmp_path):
     runtime.set_classes({**runtime.prompts, "yellow star": ["yellow star"]})  # its own visual class is kept
     found = runtime.predict(SCENE_B.image, conf=0.25)[0]
     assert sorted(found.labels) == ["purple cross", "thing", "yellow star"]
+    runtime.set_classes({"blue ring": runtime.prompts["thing"]})  # a class renamed: its examples are embedded already
+    renamed = runtime.predict(SCENE_B.image, conf=0.25)[0]
+    assert renamed.labels == ["blue ring"] and renamed.scores[0] == found.scores[found.labels.index("thing")]
