@@ -296,7 +296,8 @@ def read_prompts_file(path: str | os.PathLike) -> dict[str, list[str | VisualPro
     try:
         data = json.loads(text, object_pairs_hook=unique)
     except json.JSONDecodeError as e:
-        raise VocabularyError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        raise VocabularyError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno} (JSON allows no "
+                              "trailing commas, comments or single quotes)") from None  # fmt: skip
     if not isinstance(data, dict):
         raise VocabularyError(f"{path} must hold a JSON object mapping class names to prompts, e.g. {example}")
     if not data:

@@ -111,6 +111,7 @@ def test_prompts_file_paths_are_relative_to_it_and_kept_absolute(tmp_path, monke
 @pytest.mark.parametrize(
     ("content", "error", "message"),
     [('{"widget": [', VocabularyError, "is not valid JSON: .* at line 1, column 13"),
+     ('{"widget": ["a", "b",]}', VocabularyError, r"line 1, column 22 \(JSON allows no trailing commas"),
      ('["widget"]', VocabularyError, "must hold a JSON object mapping class names"),
      ("{}", VocabularyError, "names no class"),
      ('{"widget": []}', VocabularyError, "class 'widget' has no prompts"),
