@@ -169,7 +169,7 @@ def _readout_rows(model: OVDetector, ref: _Reference, boxes: np.ndarray, where: 
         candidates = inside.nonzero()[:, 0]  # never empty for a box of at least one cell
         if not len(candidates):
             raise _too_small(model, ref, box, where)
-        iou = box_iou(torch.tensor([[x0, y0, x1, y1]]), predicted[candidates])[0]
+        iou = box_iou(predicted.new_tensor([[x0, y0, x1, y1]]), predicted[candidates])[0]  # on the model's device
         k = len(candidates) if READOUT_TOPK is None else min(READOUT_TOPK, len(candidates))
         vector = regions[:, candidates[iou.topk(k).indices]].mean(1)
         if READOUT_REMOVES_SHARED:
