@@ -235,8 +235,8 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     """A vocabulary whose classes may be given by text and/or by example (see the module docstring).
 
     Classes with the visual prompts of one of the model's current classes (the same prompts, under any name) keep
-    its embedding, unless ``imgsz`` is given and they were read at another size; every other visual prompt's image is read
-    (at ``imgsz``, default the model's size) and embedded.
+    its embedding, unless ``imgsz`` is given and they were read at another size; every other visual prompt's image
+    is read (at ``imgsz``, default the model's size) and embedded.
 
     Raises:
         VocabularyError: bad classes or boxes, an example too small to read, text prompts without a text encoder, or
@@ -284,5 +284,6 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     def keep(p: Any) -> Any:  # what the model keeps of a prompt it read: its record, with the size it read it at
         return p.without_pixels(imgsz=size) if is_visual(p) else p
 
-    kept = tuple(tuple(current.prompts[reuse[k]]) if k in reuse else tuple(map(keep, ps)) for k, ps in enumerate(prompts))
+    kept = tuple(tuple(current.prompts[reuse[k]]) if k in reuse else tuple(map(keep, ps))
+                 for k, ps in enumerate(prompts))  # fmt: skip
     return Vocabulary(names, kept, embeddings, projected=flags)

@@ -101,10 +101,10 @@ def test_an_explicit_imgsz_reads_a_kept_class_again(model, tmp_path):
 
 def test_examples_smaller_than_one_cell_are_refused_not_read_as_background(model):
     x0, y0 = RING_A[:2]
-    with pytest.raises(VocabularyError, match=r"class 'dot', visual prompt: box \[11, 57, 17, 63\] is 4\.\dx4\.\d px at "
-                       r"the model's input \(256x160, .* smaller than one cell of its finest grid \(8 px\).* at least 10 "
-                       r"px wide and high in this image, or read this image at a larger size \(imgsz= of set_classes "
-                       r"or embed_visual; --imgsz on the command line\)"):  # fmt: skip
+    with pytest.raises(VocabularyError, match=r"class 'dot', visual prompt: box \[11, 57, 17, 63\] is 4\.\dx4\.\d px "
+                       r"at the model's input \(256x160, .* smaller than one cell of its finest grid \(8 px\).* at "
+                       r"least 10 px wide and high in this image, or read this image at a larger size \(imgsz= of "
+                       r"set_classes or embed_visual; --imgsz on the command line\)"):  # fmt: skip
         model.set_classes({"dot": VisualPrompt(SCENE_A.image, [[x0, y0, x0 + 6, y0 + 6]])})  # 330 px wide → 256
     assert model.embed_visual(SCENE_A.image, [[x0, y0, x0 + 12, y0 + 12]]).shape == (1, 64)
     with pytest.raises(VocabularyError, match="smaller than one cell"):
