@@ -121,7 +121,7 @@ def _expand_path(text: str) -> list[str]:
         if not files:
             raise SourceError(f"no images in folder {path} (looked for {', '.join(IMAGE_SUFFIXES)}, in any case)")
         return files
-    if any(ch in text for ch in "*?["):
+    if any(ch in text for ch in "*?[") and not path.exists():  # an existing "photo [1].jpg" is that file
         found = glob.glob(os.path.expanduser(text), recursive=True)
         files = sorted(f for f in found if f.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(f))
         if not files:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SourceError, VocabularyError
-from .images import read_image, resolve_images
+from .images import VIDEO_SUFFIXES, read_image, resolve_images
 
 __all__ = ["VisualPrompt", "check_boxes", "is_visual", "prompt_to_json", "prompt_from_json", "read_prompts_file", "reusable_rows"]
 
@@ -99,6 +99,20 @@ def check_boxes(boxes: Any, image_size: tuple[int, int], *, where: str = "visual
     return array.astype(np.float32)
 
 
+def _check_image_path(text: str) -> None:
+    """Refuse a URL or a video with a visual prompt's fix (:func:`~ovdet.images.resolve_images` would point to
+    ``ovdet stream``, which is right for predict, not here)."""
+    if text.startswith(("http://", "https://", "rtsp://", "rtmp://")):
+        raise SourceError(f"visual prompt on {text}: it is a URL; a visual prompt reads one local image file: "
+                          "download the image first")  # fmt: skip
+    path = Path(text).expanduser()
+    if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+        raise SourceError(
+            f"visual prompt on {os.path.abspath(path)}: it is a video; a visual prompt takes one image: save the frame "
+            "that shows the example as an image file, or pass that frame as a BGR array (cv2.VideoCapture(...).read())"
+        )
+
+
 class VisualPrompt:
     """Example boxes of one class in one image: a prompt given by example instead of by name.
 
@@ -113,6 +127,8 @@ class VisualPrompt:
         source: The image file's absolute path, or ``None`` for an image given in memory.
         image_size: ``(h, w)`` of the decoded image.
         sha1: SHA-1 of the decoded pixels: identifies the exact image the examples were taken from.
+        imgsz: ``(h, w)``, the input size a model read the image at, on the records a model keeps (``None`` on a
+            prompt you make): a class asked for at another size is read again.
 
     Two prompts are equal when they hold the same boxes on the same pixels. A prompt kept with a model (its
     ``prompts``, a saved ``config.json``) holds no pixels: :attr:`image` reads its file again, and refuses one that
@@ -124,6 +140,8 @@ class VisualPrompt:
     """
 
     def __init__(self, image: Any, boxes: Any):
+        if isinstance(image, (str, os.PathLike)):
+            _check_image_path(os.fspath(image))
         items = resolve_images(image)
         if len(items) != 1:
             raise SourceError(f"a visual prompt takes one image, got {len(items)} (a folder, glob or batch); give one "
@@ -131,6 +149,7 @@ class VisualPrompt:
         pixels, path = read_image(items[0])
         self._pixels: np.ndarray | None = pixels
         self.source = os.path.abspath(path) if path is not None else None
+        self.imgsz: tuple[int, int] | None = None
         self.image_size = (int(pixels.shape[0]), int(pixels.shape[1]))
         self.sha1 = _pixels_sha1(pixels)
         where = f"visual prompt on {self.source}" if self.source else "visual prompt"
@@ -151,17 +170,25 @@ class VisualPrompt:
         prompt.image_size = (int(record["image_size"][0]), int(record["image_size"][1]))
         prompt.sha1 = str(record["sha1"])
         prompt.boxes = check_boxes(record["boxes"], prompt.image_size)
+        imgsz = record.get("imgsz")
+        prompt.imgsz = (int(imgsz[0]), int(imgsz[1])) if imgsz else None
         return prompt
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready provenance: ``{"image": absolute path or None, "image_size": [h, w], "sha1": ..., "boxes":
-        [[x0, y0, x1, y1], ...]}``."""
-        return {"image": self.source, "image_size": list(self.image_size), "sha1": self.sha1,
-                "boxes": [[float(x) for x in box] for box in self.boxes]}  # fmt: skip
+        [[x0, y0, x1, y1], ...]}``, and ``"imgsz": [h, w]`` on a record a model keeps."""
+        record = {"image": self.source, "image_size": list(self.image_size), "sha1": self.sha1,
+                  "boxes": [[float(x) for x in box] for box in self.boxes]}  # fmt: skip
+        if self.imgsz is not None:
+            record["imgsz"] = list(self.imgsz)
+        return record
 
-    def without_pixels(self) -> VisualPrompt:
-        """The same prompt holding no pixels (what a model keeps as provenance)."""
-        return VisualPrompt.from_record(self.to_record())
+    def without_pixels(self, *, imgsz: tuple[int, int] | None = None) -> VisualPrompt:
+        """The same prompt holding no pixels (what a model keeps as provenance), read at ``imgsz`` if given."""
+        kept = VisualPrompt.from_record(self.to_record())
+        if imgsz is not None:
+            kept.imgsz = (int(imgsz[0]), int(imgsz[1]))
+        return kept
 
     @property
     def image(self) -> np.ndarray:
@@ -215,17 +242,22 @@ def prompt_from_json(value: str | Mapping[str, Any]) -> str | VisualPrompt:
 
 
 def reusable_rows(
-    current_names: Sequence[str], current_prompts: Sequence[Sequence[Any]], names: Sequence[str],
-    prompts: Sequence[Sequence[Any]],
+    current_prompts: Sequence[Sequence[Any]], prompts: Sequence[Sequence[Any]], *, imgsz: tuple[int, int] | None = None
 ) -> dict[int, int]:
-    """Classes with visual prompts that equal a class of the current vocabulary (same name, same prompts): new index
-    → current index. Their embeddings are kept as they are, so ``set_classes({**model.prompts, "bus": ["bus"]})``
-    neither reads reference images again nor needs them (a saved model's prompts hold no pixels)."""
-    current = {(n, tuple(p)): i for i, (n, p) in enumerate(zip(current_names, current_prompts))}
+    """Classes with visual prompts equal to those of a class of the current vocabulary: new index → current index.
+    Their embeddings are kept as they are (a class's row depends on its prompts, not its name), so
+    ``set_classes({**model.prompts, "bus": ["bus"]})`` or a class renamed neither reads reference images again nor
+    needs them (a saved model's prompts hold no pixels; an ONNX export cannot read them). With ``imgsz`` ``(h, w)``,
+    only classes read at that size are kept (a size asked for is honoured)."""
+    current = {tuple(p): i for i, p in enumerate(current_prompts)}
+
+    def read_at(j: int) -> bool:
+        return imgsz is None or all(p.imgsz in (None, tuple(imgsz)) for p in current_prompts[j] if is_visual(p))
+
     return {
-        k: current[(n, tuple(p))]
-        for k, (n, p) in enumerate(zip(names, prompts))
-        if any(map(is_visual, p)) and (n, tuple(p)) in current
+        k: current[tuple(p)]
+        for k, p in enumerate(prompts)
+        if any(map(is_visual, p)) and tuple(p) in current and read_at(current[tuple(p)])
     }
 
 
@@ -264,7 +296,8 @@ def read_prompts_file(path: str | os.PathLike) -> dict[str, list[str | VisualPro
     try:
         data = json.loads(text, object_pairs_hook=unique)
     except json.JSONDecodeError as e:
-        raise VocabularyError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        raise VocabularyError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno} (JSON allows no "
+                              "trailing commas, comments or single quotes)") from None  # fmt: skip
     if not isinstance(data, dict):
         raise VocabularyError(f"{path} must hold a JSON object mapping class names to prompts, e.g. {example}")
     if not data:
@@ -291,13 +324,17 @@ def read_prompts_file(path: str | os.PathLike) -> dict[str, list[str | VisualPro
             if not isinstance(image, str) or not image.strip():
                 raise VocabularyError(f"{where}: \"image\" must be a path (relative to {path.name}'s folder)")
             file = folder / os.path.expanduser(image)
+            if file.is_dir():
+                raise SourceError(f"{where}: image {image} is a folder; give one image file per prompt (one "
+                                  '{"image": ..., "boxes": ...} object per image)')  # fmt: skip
             if not file.is_file():
                 raise SourceError(f"{where}: image {image} not found (looked for {file.absolute()}; paths are "
                                   f"relative to the folder of {path.name})")  # fmt: skip
+            absolute = os.path.abspath(file)  # normalised ("sub/../a.png"), as VisualPrompt keeps and names it
             try:
-                prompts.append(VisualPrompt(str(file.absolute()), entry["boxes"]))
+                prompts.append(VisualPrompt(absolute, entry["boxes"]))
             except (VocabularyError, SourceError) as e:
-                message = str(e).removeprefix(f"visual prompt on {file.absolute()}: ")
+                message = str(e).removeprefix(f"visual prompt on {absolute}: ")
                 raise type(e)(f"{where} ({image}): {message}") from None
         out[name] = prompts
     return out

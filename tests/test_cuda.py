@@ -50,6 +50,19 @@ def test_gpu_model_streams_a_video_as_it_predicts_its_frames(tmp_path, cache_dir
         _same_detections(got, want, px=1e-2, score=1e-4)
 
 
+def test_classes_given_by_example_on_the_gpu_as_on_the_cpu():
+    """The readout of example boxes (ovdet/model/visual.py) runs on the model's device: same rows, same detections."""
+    from tests.model.test_visual import RING_A, SCENE_A, SCENE_B
+
+    classes = {"thing": ovdet.VisualPrompt(SCENE_A.image, [RING_A]), "purple cross": ["purple cross"]}
+    cpu, gpu = ovdet.load().set_classes(classes), ovdet.load().to("cuda").set_classes(classes)
+    cosine = (gpu.vocabulary.embeddings * cpu.vocabulary.embeddings).sum(1)  # unit rows; cuDNN's TF32 convolutions
+    assert (cosine > 0.999).all(), cosine  # round to ~5e-4 relative, so the rows agree to about that, not to 1e-7
+    (a,), (b,) = cpu.predict(SCENE_B.image), gpu.predict(SCENE_B.image)
+    assert sorted(a.labels) == ["purple cross", "thing"]
+    _same_detections(a, b)
+
+
 def test_training_on_cuda_with_amp_resumes_and_loads(dataset, tiny_text_json, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     settings = load_settings(None, _args(dataset, tiny_text_json, out, epochs=2, device="cuda", amp=True, **QUIET_AUG))

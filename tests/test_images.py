@@ -14,6 +14,17 @@ def test_paths_folders_globs_and_lists_flatten_in_order(tmp_path):
     assert items == [str(BUS), str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), str(tmp_path / "b.jpg")]
 
 
+def test_an_existing_file_whose_name_looks_like_a_glob_is_that_file(tmp_path):
+    """``photo [1].jpg`` names a file: read as a pattern it would match ``photo 1.jpg`` (or nothing)."""
+    import cv2
+
+    named = tmp_path / "photo [1].png"
+    cv2.imwrite(str(named), np.zeros((4, 5, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "photo 1.png"), np.zeros((4, 5, 3), np.uint8))
+    assert resolve_images(str(named)) == [str(named)]
+    assert resolve_images(str(tmp_path / "photo [1]*")) == [str(tmp_path / "photo 1.png")]  # no such file: a pattern
+
+
 def test_arrays_and_pil_images_become_bgr():
     gray = np.zeros((4, 5), np.uint8)
     bgra = np.zeros((4, 5, 4), np.uint8)

@@ -42,6 +42,11 @@ def test_images_decode_as_predict_decodes_them(tmp_path):
         VisualPrompt(tmp_path, boxes)
     with pytest.raises(SourceError, match="not found"):
         VisualPrompt(tmp_path / "missing.jpg", boxes)
+    (tmp_path / "clip.mp4").write_bytes(b"a video")  # not `ovdet stream`, which predict's message suggests
+    with pytest.raises(SourceError, match="clip.mp4: it is a video; a visual prompt takes one image: save the frame"):
+        VisualPrompt(tmp_path / "clip.mp4", boxes)
+    with pytest.raises(SourceError, match="it is a URL; a visual prompt reads one local image file"):
+        VisualPrompt("https://example.com/ref.jpg", boxes)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +71,8 @@ def test_records_round_trip_without_pixels(tmp_path):
     kept = prompt_from_json(record)
     assert kept == prompt and np.array_equal(kept.image, IMAGE)  # the file is read again
     assert prompt_from_json("red circle") == prompt_to_json("red circle") == "red circle"
+    read = prompt_from_json(json.loads(json.dumps(prompt_to_json(prompt.without_pixels(imgsz=(256, 320))))))
+    assert read == prompt and read.imgsz == (256, 320)  # the size a model read it at travels; equality ignores it
     cv2.imwrite(str(path), 255 - IMAGE)
     with pytest.raises(SourceError, match="changed since"):
         kept.image  # noqa: B018
@@ -104,6 +111,7 @@ def test_prompts_file_paths_are_relative_to_it_and_kept_absolute(tmp_path, monke
 @pytest.mark.parametrize(
     ("content", "error", "message"),
     [('{"widget": [', VocabularyError, "is not valid JSON: .* at line 1, column 13"),
+     ('{"widget": ["a", "b",]}', VocabularyError, r"line 1, column 22 \(JSON allows no trailing commas"),
      ('["widget"]', VocabularyError, "must hold a JSON object mapping class names"),
      ("{}", VocabularyError, "names no class"),
      ('{"widget": []}', VocabularyError, "class 'widget' has no prompts"),
@@ -115,11 +123,19 @@ def test_prompts_file_paths_are_relative_to_it_and_kept_absolute(tmp_path, monke
       r"class 'widget', prompt 1 \(a.png\): box \[1, 1, 500, 5\] reaches outside the image \(80x60 px\)"),
      ('{"w": ["w", {"image": "a.png", "boxes": [[5, 5, 5, 9]]}]}', VocabularyError, r"prompt 2 \(a.png\): box .* empty or flat"),
      ('{"widget": [{"image": "a.png", "boxes": [["1", 1, 5, 5]]}]}', VocabularyError, "must be numbers, got '1'"),
-     ('{"widget": [{"image": "bad.png", "boxes": [[1, 1, 5, 5]]}]}', SourceError, "cannot decode image")],
+     ('{"widget": [{"image": "bad.png", "boxes": [[1, 1, 5, 5]]}]}', SourceError, "cannot decode image"),
+     ('{"widget": [{"image": "sub", "boxes": [[1, 1, 5, 5]]}]}', SourceError,
+      r"prompt 1: image sub is a folder; give one image file per prompt"),
+     ('{"widget": [{"image": "clip.mp4", "boxes": [[1, 1, 5, 5]]}]}', SourceError,
+      r"prompt 1 \(clip.mp4\): it is a video; a visual prompt takes one image: save the frame"),
+     ('{"widget": [{"image": "sub/../a.png", "boxes": [[1, 1, 500, 5]]}]}', VocabularyError,
+      r"prompt 1 \(sub/../a.png\): box \[1, 1, 500, 5\] reaches outside")],
 )  # fmt: skip
 def test_bad_prompts_files_get_one_clear_error(tmp_path, content, error, message):
     cv2.imwrite(str(tmp_path / "a.png"), IMAGE)
     (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"a video")
     with pytest.raises(error, match=message) as info:
         read_prompts_file(_write(tmp_path, content))
     assert "\n" not in str(info.value)

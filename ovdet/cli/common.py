@@ -19,6 +19,7 @@ __all__ = [
     "parse_classes",
     "set_classes",
     "prompt_images",
+    "class_inputs",
     "probability",
     "positive_int",
 ]
@@ -171,6 +172,13 @@ def prompt_images(classes: dict[str, list] | None) -> list[str]:
     return [p.source for prompts in (classes or {}).values() for p in prompts if is_visual(p) and p.source]
 
 
+def class_inputs(args: argparse.Namespace, classes: dict[str, list] | None) -> list[str]:
+    """Every file the class options read (``--classes-file``, ``--visual-prompts`` and its reference images):
+    inputs, like the images, that no output may replace (``--json prompts.json`` would destroy the prompts)."""
+    files = [getattr(args, "classes_file", None), getattr(args, "visual_prompts", None)]
+    return [f for f in files if f is not None] + prompt_images(classes)
+
+
 def set_classes(model, classes: dict[str, list], imgsz: int | None) -> None:  # noqa: ANN001 (either detector)
     """``model.set_classes(classes)``; a PyTorch model reads visual prompts' reference images at ``--imgsz``."""
     from ..prompts import is_visual
@@ -194,7 +202,7 @@ def input_files(sources: list) -> set[str]:
         text = os.path.expanduser(os.fspath(source))
         if os.path.isdir(text):
             found.update(os.path.realpath(e.path) for e in os.scandir(text) if e.name.lower().endswith(IMAGE_SUFFIXES))
-        elif any(ch in text for ch in "*?["):
+        elif any(ch in text for ch in "*?[") and not os.path.exists(text):  # "photo [1].jpg" is a file's name
             found.update(os.path.realpath(f) for f in glob.glob(text, recursive=True))
         elif os.path.exists(text):
             found.add(os.path.realpath(text))

@@ -53,18 +53,21 @@ def _unique_name(folder: Path, name: str, taken: set[str]) -> Path:
     return folder / candidate
 
 
-def _check_outputs(args: argparse.Namespace, items: list, references: list[str]) -> tuple[Path | None, Path | None]:
-    """The --save folder and --json file, checked before the model loads (nothing is created yet). ``references``:
-    the visual prompts' images, inputs too."""
+def _check_outputs(
+    args: argparse.Namespace, items: list, classes: dict[str, list] | None
+) -> tuple[Path | None, Path | None]:
+    """The --save folder and --json file, checked before the model loads (nothing is created yet). The files the
+    class options read (the classes and prompts files, the visual prompts' images) are inputs too."""
     from ..errors import OutputError
     from ..fileio import check_output_dir, check_output_file, has_marker
-    from .common import check_outputs
+    from .common import check_outputs, class_inputs, prompt_images
 
     json_path = check_output_file(args.json, what="--json file") if args.json else None
-    check_outputs({"--json": args.json}, [*args.source, *references])
+    check_outputs({"--json": args.json}, [*args.source, *class_inputs(args, classes)])
     if not args.save:
         return None, json_path
     save = Path(os.path.realpath(args.save))
+    references = prompt_images(classes)  # --save writes images: only an image there could be replaced
     if any(Path(os.path.realpath(item)).parent == save for item in [*items, *references] if isinstance(item, str)):
         raise OutputError(f"--save {args.save} holds input images, which ovdet never writes over; choose another folder")
     return check_output_dir(save, what="--save folder", owned=has_marker("predict"), overwrite=args.overwrite), json_path
@@ -92,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import VocabularyError
     from ..fileio import JsonArrayWriter
     from ..images import resolve_images
-    from .common import parse_classes, prepare_compute, prompt_images, quiet_opencv, set_classes
+    from .common import parse_classes, prepare_compute, quiet_opencv, set_classes
 
     given = args.classes is not None or args.classes_file is not None or args.visual_prompts is not None
     classes = parse_classes(args.classes, args.classes_file, args.visual_prompts) if given else None
     items = resolve_images(args.source)  # missing files, videos, empty folders: before anything else
-    save_dir, json_path = _check_outputs(args, items, prompt_images(classes))
+    save_dir, json_path = _check_outputs(args, items, classes)
     device = prepare_compute(args.device, args.threads, args.imgsz, min(args.batch, len(items)), model=args.model)
     if not getattr(args, "verbose", False):
         quiet_opencv()

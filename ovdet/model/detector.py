@@ -181,7 +181,8 @@ class OVDetector(nn.Module, Predictor):
                 :class:`~ovdet.prompts.VisualPrompt` example boxes, mixed freely); a class with several prompts is
                 embedded as their re-normalised mean (see :mod:`ovdet.model.visual` for visual prompts).
             embeddings: Optional ``(len(classes), D)`` array or tensor used instead of the text encoder.
-            imgsz: The size visual prompts' reference images are read at (default: the model's).
+            imgsz: The size visual prompts' reference images are read at (default: the model's; given, it also reads
+                again a class kept from the current vocabulary that was read at another size).
 
         Raises:
             VocabularyError: empty or duplicate names, an embeddings shape other than ``(len(classes), D)``, or no

@@ -110,7 +110,8 @@ def _too_small(model: OVDetector, ref: _Reference, box: np.ndarray, where: str) 
         f"{where}: box {text} is {w:.1f}x{h:.1f} px at the model's input ({ref.batch.shape[3]}x{ref.batch.shape[2]}, "
         f"the image scaled by {gain:.3g}), smaller than one cell of its finest grid ({stride} px), so the model has "
         f"nothing of the example alone to read; give a box at least {stride / gain:.0f} px wide and high in this "
-        "image, or predict at a larger imgsz"
+        "image, or read this image at a larger size (imgsz= of set_classes or embed_visual; --imgsz on the command "
+        "line)"
     )
 
 
@@ -168,7 +169,7 @@ def _readout_rows(model: OVDetector, ref: _Reference, boxes: np.ndarray, where: 
         candidates = inside.nonzero()[:, 0]  # never empty for a box of at least one cell
         if not len(candidates):
             raise _too_small(model, ref, box, where)
-        iou = box_iou(torch.tensor([[x0, y0, x1, y1]]), predicted[candidates])[0]
+        iou = box_iou(predicted.new_tensor([[x0, y0, x1, y1]]), predicted[candidates])[0]  # on the model's device
         k = len(candidates) if READOUT_TOPK is None else min(READOUT_TOPK, len(candidates))
         vector = regions[:, candidates[iou.topk(k).indices]].mean(1)
         if READOUT_REMOVES_SHARED:
@@ -178,9 +179,12 @@ def _readout_rows(model: OVDetector, ref: _Reference, boxes: np.ndarray, where: 
 
 
 # ------------------------------------------------------------------------------------------------------ public API
-def _rows(model: OVDetector, prompt: VisualPrompt, size: tuple[int, int], *, per_box: bool) -> torch.Tensor:
-    """Unit rows for one prompt: one per box (``per_box``), else one for the prompt."""
+def _rows(
+    model: OVDetector, prompt: VisualPrompt, size: tuple[int, int], *, per_box: bool, name: str | None = None
+) -> torch.Tensor:
+    """Unit rows for one prompt: one per box (``per_box``), else one for the prompt (of class ``name``, for errors)."""
     where = f"visual prompt on {prompt.source}" if prompt.source else "visual prompt"
+    where = f"class {name!r}, {where}" if name is not None else where
     savpe = getattr(model.head, "savpe", None) is not None
     ref = _Reference(model, prompt.image, size, square=savpe)
     if savpe:
@@ -230,8 +234,9 @@ def embed_visual(
 def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tuple[int, int] | None = None) -> Vocabulary:
     """A vocabulary whose classes may be given by text and/or by example (see the module docstring).
 
-    Classes equal to one of the model's current classes with visual prompts (same name, same prompts) keep their
-    embedding; every other visual prompt's image is read (at ``imgsz``, default the model's size) and embedded.
+    Classes with the visual prompts of one of the model's current classes (the same prompts, under any name) keep
+    its embedding, unless ``imgsz`` is given and they were read at another size; every other visual prompt's image
+    is read (at ``imgsz``, default the model's size) and embedded.
 
     Raises:
         VocabularyError: bad classes or boxes, an example too small to read, text prompts without a text encoder, or
@@ -240,8 +245,10 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     """
     _check_model(model)
     names, prompts = normalize_classes(classes)
+    size = model.inference_size(imgsz)
     current = model.vocabulary if model.names else Vocabulary((), (), np.zeros((0, model.embed_dim)))
-    reuse = reusable_rows(current.names, current.prompts, names, prompts)
+    # kept as they are, or, for an imgsz asked for, only if read at that size
+    reuse = reusable_rows(current.prompts, prompts, imgsz=None if imgsz is None else size)
     texts = sorted({t for k, ps in enumerate(prompts) if k not in reuse for t in ps if isinstance(t, str)})
     text_rows: dict[str, np.ndarray] = {}
     if texts:
@@ -254,7 +261,6 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
         encoded = encoded.detach().float().cpu().numpy() if hasattr(encoded, "detach") else np.asarray(encoded)
         text_rows = dict(zip(texts, encoded.astype(np.float32)))
     projected_space = reads_projected(model)
-    size = model.inference_size(imgsz)
     rows, flags = [], []
     with _EvalMode(model), torch.inference_mode():
         for k, class_prompts in enumerate(prompts):
@@ -264,7 +270,7 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
                 continue
             text = np.array([text_rows[t] for t in class_prompts if isinstance(t, str)], np.float32)
             text = text.reshape(-1, model.embed_dim)  # (T, D), T may be 0
-            visual = [_rows(model, p, size, per_box=False) for p in class_prompts if is_visual(p)]
+            visual = [_rows(model, p, size, per_box=False, name=names[k]) for p in class_prompts if is_visual(p)]
             if not visual:
                 rows.append(text.mean(0))
                 flags.append(False)
@@ -275,5 +281,9 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
             flags.append(projected_space)
     embeddings = np.stack(rows).astype(np.float32)
     embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    kept = tuple(tuple(p.without_pixels() if is_visual(p) else p for p in ps) for ps in prompts)
+    def keep(p: Any) -> Any:  # what the model keeps of a prompt it read: its record, with the size it read it at
+        return p.without_pixels(imgsz=size) if is_visual(p) else p
+
+    kept = tuple(tuple(current.prompts[reuse[k]]) if k in reuse else tuple(map(keep, ps))
+                 for k, ps in enumerate(prompts))  # fmt: skip
     return Vocabulary(names, kept, embeddings, projected=flags)

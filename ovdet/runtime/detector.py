@@ -166,8 +166,8 @@ class OnnxDetector(Predictor):
 
         Args:
             classes: Class names, or a dict name → prompts (several prompts: their re-normalised mean). Classes given
-                by example that the export carries (same name and prompts as in :attr:`prompts`) keep their
-                embeddings, beside any text classes; new example boxes need the PyTorch model (see below).
+                by example that the export carries (the prompts of a class in :attr:`prompts`, under any name) keep
+                their embeddings, beside any text classes; new example boxes need the PyTorch model (see below).
             embeddings: Optional ``(len(classes), D)`` array used instead of the text encoder.
 
         Raises:
@@ -193,7 +193,7 @@ class OnnxDetector(Predictor):
     def _vocabulary_from_classes(self, classes: ClassSpec) -> Vocabulary:
         """Text classes through the text encoder; classes with visual prompts only where this export carries them."""
         names, prompts = normalize_classes(classes)
-        reuse = reusable_rows(self._names, self._prompts, names, prompts)
+        reuse = reusable_rows(self._prompts, prompts)
         new = [names[k] for k, p in enumerate(prompts) if k not in reuse and any(map(is_visual, p))]
         if new:
             raise VocabularyError(

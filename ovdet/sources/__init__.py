@@ -72,7 +72,8 @@ def open_source(spec: SourceSpec, *, vid_stride: int = 1, reconnect: Reconnect |
     if is_stream_url(text):
         return open_url(text, vid_stride=vid_stride, reconnect=reconnect)
     path = Path(text).expanduser()
-    if path.is_dir() or any(ch in text for ch in "*?[") or path.suffix.lower() in IMAGE_SUFFIXES:
+    pattern = any(ch in text for ch in "*?[") and not path.exists()  # an existing "clip [1].mp4" is that file
+    if path.is_dir() or pattern or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSequenceSource(text, vid_stride=vid_stride)
     return VideoFileSource(path, vid_stride=vid_stride)
 

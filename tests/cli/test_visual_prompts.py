@@ -55,6 +55,34 @@ def test_outputs_never_replace_a_prompt_image(files, capsys):
     assert ref.read_bytes() == before
 
 
+@pytest.mark.parametrize("command", ["predict", "stream"])
+def test_outputs_never_replace_the_prompts_or_classes_file(files, command, capsys, monkeypatch):
+    """The prompts file and the classes file are inputs too: --json must not write over either."""
+    folder, prompts = files
+    classes = folder / "classes.txt"
+    classes.write_text("purple cross\n")
+    before = prompts.read_bytes()
+    monkeypatch.setattr(f"ovdet.cli.{command}.resolve_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    for output in (prompts, classes):
+        args = [command, str(folder / "frames"), "--visual-prompts", str(prompts), "--classes-file", str(classes),
+                "--json", str(output)]  # fmt: skip
+        assert main(args) == 2
+        assert f"--json {output} is one of the inputs" in capsys.readouterr().err
+    assert prompts.read_bytes() == before and classes.read_text() == "purple cross\n"
+
+
+def test_a_prompt_image_whose_name_looks_like_a_glob_is_read_and_protected(files, capsys, monkeypatch):
+    """``ref [1].png`` is a file of that name, to read as a prompt and never to write over (--json)."""
+    folder, prompts = files
+    ref = folder / "refs" / "ref [1].png"
+    (folder / "refs" / "a.png").rename(ref)
+    prompts.write_text(json.dumps({"thing": [{"image": "refs/ref [1].png", "boxes": [list(RING_A)]}]}))
+    monkeypatch.setattr("ovdet.cli.predict.resolve_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["predict", str(folder / "frames"), "--visual-prompts", str(prompts), "--json", str(ref)]) == 2
+    assert f"--json {ref} is one of the inputs" in capsys.readouterr().err
+    assert np.all(cv2.imread(str(ref)) == SCENE_A.image)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [('{"thing": [{"image": "refs/a.png", "boxes": [[1, 2, 3, 4]]', "is not valid JSON: "),

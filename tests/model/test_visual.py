@@ -17,7 +17,7 @@ import torch
 
 import ovdet
 from ovdet.data.synthetic import DEFAULT_WORLD, render_scene
-from ovdet.errors import VocabularyError
+from ovdet.errors import SourceError, VocabularyError
 from ovdet.prompts import VisualPrompt
 from tests.conftest import BOX_TOL_PX, SCORE_TOL, make_scorable, same_detections
 
@@ -80,10 +80,31 @@ def test_a_class_is_the_mean_of_its_text_and_visual_prompts(model):
     assert model.prompts["ring"][1]._pixels is None
 
 
+def test_an_explicit_imgsz_reads_a_kept_class_again(model, tmp_path):
+    """A class kept from the current vocabulary was read at some size: asked for another, it is read again (the same
+    classes at imgsz=320 give the same rows whether or not they were set before at the model's 256)."""
+    ring = VisualPrompt(SCENE_A.image, [RING_A])
+    model.set_classes({"ring": ring})
+    assert model.prompts["ring"][0].imgsz == (256, 256)
+    model.set_classes({"ring": ring}, imgsz=320)
+    np.testing.assert_allclose(model.vocabulary.embeddings, model.embed_visual(ring.image, [RING_A], imgsz=320),
+                               atol=1e-6)  # fmt: skip
+    kept = model.vocabulary.embeddings
+    loaded = ovdet.load(model.save(tmp_path / "m"))  # the size travels with the prompt's record
+    assert loaded.prompts["ring"][0].imgsz == (320, 320)
+    for imgsz in (None, 320):  # as they are, or at the size they were read at: kept (their pixels are not kept)
+        loaded.set_classes({**loaded.prompts, "blue": ["blue ring"]}, imgsz=imgsz)
+        np.testing.assert_array_equal(loaded.vocabulary.embeddings[0], kept[0])
+    with pytest.raises(SourceError, match="made from an image in memory"):
+        loaded.set_classes(loaded.prompts, imgsz=256)
+
+
 def test_examples_smaller_than_one_cell_are_refused_not_read_as_background(model):
     x0, y0 = RING_A[:2]
-    with pytest.raises(VocabularyError, match=r"box \[11, 57, 17, 63\] is 4\.\dx4\.\d px at the model's input "
-                       r"\(256x160, .* smaller than one cell of its finest grid \(8 px\).* at least 10 px wide"):  # fmt: skip
+    with pytest.raises(VocabularyError, match=r"class 'dot', visual prompt: box \[11, 57, 17, 63\] is 4\.\dx4\.\d px "
+                       r"at the model's input \(256x160, .* smaller than one cell of its finest grid \(8 px\).* at "
+                       r"least 10 px wide and high in this image, or read this image at a larger size \(imgsz= of "
+                       r"set_classes or embed_visual; --imgsz on the command line\)"):  # fmt: skip
         model.set_classes({"dot": VisualPrompt(SCENE_A.image, [[x0, y0, x0 + 6, y0 + 6]])})  # 330 px wide → 256
     assert model.embed_visual(SCENE_A.image, [[x0, y0, x0 + 12, y0 + 12]]).shape == (1, 64)
     with pytest.raises(VocabularyError, match="smaller than one cell"):
@@ -135,7 +156,8 @@ def test_visual_classes_save_load_fuse_and_export(model, tmp_path):
     model.save(tmp_path / "m")
     vocabulary = json.loads((tmp_path / "m" / "config.json").read_text())["vocabulary"]
     assert vocabulary["prompts"][0] == [{"image": str(tmp_path / "ref.png"), "image_size": list(SCENE_A.image.shape[:2]),
-                                         "sha1": prompt.sha1, "boxes": [list(map(float, RING_A))]}]  # fmt: skip
+                                         "sha1": prompt.sha1, "boxes": [list(map(float, RING_A))],
+                                         "imgsz": [256, 256]}]  # fmt: skip
     assert vocabulary["projected"] == [False, False]
     loaded = ovdet.load(tmp_path / "m")
     assert loaded.prompts == model.prompts
@@ -143,6 +165,8 @@ def test_visual_classes_save_load_fuse_and_export(model, tmp_path):
     (tmp_path / "ref.png").unlink()  # the loaded model keeps the class; its reference image is not needed again
     loaded.set_classes({**loaded.prompts, "yellow star": ["yellow star"]})
     assert loaded.names == ["thing", "purple cross", "yellow star"]
+    loaded.set_classes({"blue ring": loaded.prompts["thing"]})  # renamed: the same prompts, the same row, kept
+    np.testing.assert_array_equal(loaded.vocabulary.embeddings[0], model.vocabulary.embeddings[0])
 
     (expected,) = model.predict(SCENE_B.image, conf=0.25)
     assert sorted(expected.labels) == ["purple cross", "thing"]
@@ -160,3 +184,6 @@ def test_visual_classes_save_load_fuse_and_export(model, tmp_path):
     runtime.set_classes({**runtime.prompts, "yellow star": ["yellow star"]})  # its own visual class is kept
     found = runtime.predict(SCENE_B.image, conf=0.25)[0]
     assert sorted(found.labels) == ["purple cross", "thing", "yellow star"]
+    runtime.set_classes({"blue ring": runtime.prompts["thing"]})  # a class renamed: its examples are embedded already
+    renamed = runtime.predict(SCENE_B.image, conf=0.25)[0]
+    assert renamed.labels == ["blue ring"] and renamed.scores[0] == found.scores[found.labels.index("thing")]

@@ -47,6 +47,16 @@ def test_specs_pick_their_reader(tmp_path):
         s.close()
 
 
+def test_files_whose_names_look_like_globs_are_those_files(tmp_path):
+    video = write_video(tmp_path / "clip [1].avi", frames=2)
+    image = tmp_path / "still [1].png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    sources = open_sources([str(video), str(image)])
+    assert [type(s) for s in sources] == [VideoFileSource, ImageSequenceSource] and sources[1].frame_count == 1
+    for s in sources:
+        s.close()
+
+
 def test_when_one_source_fails_the_others_are_closed(tmp_path):
     good = open_source(write_video(tmp_path / "v.mp4", frames=2))
     with pytest.raises(SourceError):
