@@ -260,7 +260,7 @@ def label(
     settings = {
         "format_version": 1, "model": None if model is None else str(model if isinstance(model, (str, os.PathLike))
                                                                          else type(model).__name__),
-        "model_digest": model_digest(detector), "ontology": ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
+        "model_digest": model_digest(detector), **ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
         "max_det": max_det, "agnostic": agnostic, "vid_stride": vid_stride, "split": split, "seed": seed,
         "copy_images": copy_images, "formats": list(formats), "labelstudio": ls,
     }  # fmt: skip
@@ -324,6 +324,8 @@ def _run(
                 bar.update()
     finally:
         bar.close()
+        if hasattr(produced, "close"):
+            produced.close()  # stops video readers, shuts down a Ray the run started
         summary = _finish(out, records, ontology, settings, split, seed, copy_images, formats, ls, samples, skipped)
     return LabelSummary(out, len(records), labelled, summary["train"], summary["val"], summary["boxes"],
                         summary["classes"], skipped)  # fmt: skip
