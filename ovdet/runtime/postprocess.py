@@ -206,7 +206,8 @@ def select_topk(
     ``max_det = max(max_det, 300)``: the ``k`` anchors with the best class score, then the best ``k`` (anchor, class)
     pairs among them (or, with ``agnostic``, each anchor's best class), then those above ``conf``, at most ``max_det``.
     (NMS settings, ``iou`` and ``multi_label``, do not apply and are ignored.) A ``class_map`` merges prompts and
-    sets thresholds as in :func:`select_detections`; negatives take part in the top-k and are then dropped.
+    sets thresholds as in :func:`select_detections`; negatives take part in the top-k, an anchor a negative scores best
+    gives no detection, and negatives are then dropped.
 
     Returns:
         As :func:`select_detections`.
@@ -226,7 +227,10 @@ def select_topk(
         index = _topk(flat, k)
         score, anchor, cls = flat[index], candidates[index // num_classes], index % num_classes
     if class_map is not None:
-        keep = np.flatnonzero((score > thresholds[cls]) & (cls < len(class_map.names)))[:max_det]
+        # an anchor whose best class is a negative gives no detection of any class, as under NMS (where each
+        # anchor keeps its best class only); negative pairs themselves are never returned
+        won = scores[:, anchor].argmax(0) < len(class_map.names)
+        keep = np.flatnonzero((score > thresholds[cls]) & (cls < len(class_map.names)) & won)[:max_det]
     else:
         keep = np.flatnonzero(score > conf)[:max_det]
     return (boxes[anchor[keep]].astype(np.float32), score[keep].astype(np.float32), cls[keep].astype(np.int64),
