@@ -141,7 +141,8 @@ def find_sources(
         for file, relative in sorted(files, key=lambda f: f[1]):
             suffix = Path(file).suffix.lower()
             real = os.path.realpath(file)
-            if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES or _inside(real, skip) or real in seen:
+            inside = _inside(real, skip) or _inside(os.path.abspath(file), skip)  # a link in the output, too
+            if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES or inside or real in seen:
                 continue
             seen.add(real)
             stem = "__".join(Path(relative).with_suffix("").parts) or Path(file).stem
