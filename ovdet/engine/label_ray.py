@@ -171,8 +171,9 @@ def ray_records(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # ovdet's own bar counts images; Ray's would interleave with it
         ds = ray.data.from_items([{"spec": json.dumps(s)} for s in specs], override_num_blocks=max(len(specs) // 4, 1))
-        # decoding is light next to the detector: tasks ask for no CPU of their own, so actors can take every CPU
-        ds = ds.flat_map(_decode, fn_kwargs={"vid_stride": vid_stride}, num_cpus=0)
+        # decoding is light next to the detector: its tasks ask for no CPU of their own, so actors can take every
+        # CPU, and as many run at once as there are actors (without a cap, Ray starts a worker per 0-CPU task)
+        ds = ds.flat_map(_decode, fn_kwargs={"vid_stride": vid_stride}, num_cpus=0, concurrency=actors)
         ds = ds.map_batches(
             _Detector, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=actors), batch_format="numpy",
             fn_constructor_kwargs={"model": None if model is None else os.fspath(model), "text_encoder": text_encoder,
