@@ -173,3 +173,32 @@ def test_the_ray_engine_without_ray_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r'--engine ray needs Ray Data.*pip install "ovdet\[ray\]"'):
         label(tmp_path / "images", "star", out=tmp_path / "ds", engine="ray")
     assert not (tmp_path / "ds").exists()
+
+
+class _InterruptedAt:
+    """The model, but Ctrl-C arrives during its ``n``-th batch."""
+
+    def __init__(self, model, n):
+        self._model, self._n = model, n
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def detect(self, *args, **kwargs):
+        self._n -= 1
+        if self._n == 0:
+            raise KeyboardInterrupt
+        return self._model.detect(*args, **kwargs)
+
+
+def test_ctrl_c_leaves_a_valid_dataset_of_what_was_done(tmp_path, model):
+    write_scenes(tmp_path / "images", 6)
+    out = tmp_path / "ds"
+    with pytest.raises(KeyboardInterrupt):
+        label(tmp_path / "images", CLASSES, out=out, model=_InterruptedAt(model, 3), batch=2, samples=0)
+    config = load_dataset_config(out / "data.yaml")
+    done = sum(len(load_split(config, s, strict=True).records) for s in ("train", "val"))
+    assert done == 4 == len((out / "records.jsonl").read_text().splitlines())
+    assert not list(out.rglob("*.tmp"))
+    rest = label(tmp_path / "images", CLASSES, out=out, model=model, batch=2, resume=True, samples=0)
+    assert (rest.images, rest.labelled) == (6, 2)
