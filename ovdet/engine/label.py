@@ -210,7 +210,8 @@ def label(
         conf: Threshold(s): ``0.3`` (the default), ``"forklift=0.5"``, a list of both, or a mapping.
         iou, imgsz, max_det, agnostic: As in ``predict`` (``agnostic``: NMS across output classes).
         model: A model spec (saved folder, weights name, config; ``None``: the bundled default) or a loaded detector
-            (``OVDetector`` or ``OnnxDetector``; the Ray engine needs a spec).
+            (``OVDetector`` or ``OnnxDetector``, whose vocabulary becomes the ontology's prompts; the Ray engine needs
+            a spec).
         text_encoder, device: As ``ovdet.load`` takes them (for a spec).
         batch: Images per forward pass.
         formats: Any of ``"coco"``, ``"yolo"``, ``"labelstudio"``.
@@ -273,8 +274,19 @@ def label(
     if not (out / MARKER).exists():
         write_marker(out, "label")
     atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-    records = [LabelRecord.from_json(r) for r in {str(r["key"]): r for r in reversed(earlier)}.values()][::-1]
-    done = {r.key for r in records}
+    for stale in out.rglob(".*.tmp"):  # temporaries of ours that a SIGKILL left (nothing else is named so)
+        if stale.is_file() or stale.is_symlink():
+            stale.unlink()
+    records, done = [], set()
+    for entry in earlier:  # journal order; a key journaled twice (it cannot be, but a hand edit) counts once
+        try:
+            record = LabelRecord.from_json(entry)
+        except (KeyError, TypeError, ValueError):
+            raise OutputError(f"{out / JOURNAL} holds a line that is not a label record ({str(entry)[:80]}); label "
+                              "into a new folder, or --overwrite this one") from None  # fmt: skip
+        if record.key not in done:
+            records.append(record)
+            done.add(record.key)
     if engine == "ray":
         from .label_ray import ray_records
 
