@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{summary.out}: {summary.images} images ({summary.train} train, {summary.val} val), {summary.boxes} boxes; "
           f"{summary.labelled} labelled by this run", file=sys.stderr)  # fmt: skip
     if summary.skipped:
-        print(f"ovdet label: {len(summary.skipped)} skipped (unreadable): " + "; ".join(summary.skipped), file=sys.stderr)
+        listed = "; ".join(summary.skipped)
+        print(f"ovdet label: {len(summary.skipped)} skipped (unreadable): {listed}", file=sys.stderr)
         return EXIT_SKIPPED
     return 0

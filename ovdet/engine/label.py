@@ -123,7 +123,8 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]
     if not has_marker("label")(out):
         shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
         raise OutputError(f"--out {out} already holds files ovdet label did not write ({shown}); choose a new or "
-                          "empty folder (ovdet label never writes into, or deletes from, a folder of yours)")  # fmt: skip
+                          "empty folder (ovdet label never writes into, or deletes from, a folder of yours)"
+                          )  # fmt: skip
     try:
         records = read_journal(out / JOURNAL)
     except ValueError as e:

@@ -67,7 +67,10 @@ class Ontology:
                 "conf": dict(zip(self.names, self.conf))}  # fmt: skip
 
 
-def parse_conf(values: float | str | Sequence[float | str] | Mapping[str, float] | None) -> tuple[float | None, dict[str, float]]:
+ConfValues = float | str | Sequence[float | str] | Mapping[str, float] | None
+
+
+def parse_conf(values: ConfValues) -> tuple[float | None, dict[str, float]]:
     """``--conf`` values → ``(default or None, {class: threshold})``: ``0.3`` sets the default, ``"forklift=0.5"``
     one class's threshold; a mapping gives per-class values (its ``"default"`` key, if any, the default).
 
@@ -157,7 +160,7 @@ def read_ontology_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], l
 def make_ontology(
     classes: str | os.PathLike | Sequence[str] | Mapping[str, str | Sequence[str]],
     negative: str | Sequence[str] | None = None,
-    conf: float | str | Sequence[float | str] | Mapping[str, float] | None = None,
+    conf: ConfValues = None,
 ) -> Ontology:
     """Build and check an ontology.
 

@@ -155,7 +155,8 @@ def labelstudio_tasks(
 
 def labelstudio_config(names: Sequence[str], *, from_name: str = "label", to_name: str = "image") -> str:
     """The labelling configuration (XML) the tasks of :func:`labelstudio_tasks` fit: an ``Image`` tag named
-    ``to_name`` reading ``$<to_name>`` and a ``RectangleLabels`` tag named ``from_name`` with one ``Label`` per class."""
+    ``to_name`` reading ``$<to_name>`` and a ``RectangleLabels`` tag named ``from_name`` with one ``Label`` per
+    class."""
     labels = "".join(f"    <Label value={quoteattr(n)}/>\n" for n in names)
     return (f"<View>\n  <Image name={quoteattr(to_name)} value={quoteattr('$' + to_name)}/>\n"
             f"  <RectangleLabels name={quoteattr(from_name)} toName={quoteattr(to_name)}>\n{labels}"

@@ -84,7 +84,8 @@ def test_the_dataset_is_what_ovdet_train_reads(labelled):
         for rec in load_split(config, split, strict=True).records:  # strict: any bad box or file is an error
             r = by_name[os.path.basename(rec.path)]
             h, w = r.size
-            xyxy = np.c_[rec.boxes[:, :2] - rec.boxes[:, 2:] / 2, rec.boxes[:, :2] + rec.boxes[:, 2:] / 2] * [w, h, w, h]
+            centre, size = rec.boxes[:, :2], rec.boxes[:, 2:]
+            xyxy = np.c_[centre - size / 2, centre + size / 2] * [w, h, w, h]
             np.testing.assert_allclose(xyxy, r.boxes, atol=1e-6 * max(h, w) + 1e-3)  # 6 decimals of normalised
             assert rec.labels.tolist() == r.class_ids.tolist()
 

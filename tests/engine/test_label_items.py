@@ -28,8 +28,8 @@ def tree(tmp_path_factory):
 def test_every_input_is_found_once_and_named_uniquely(tree):
     found = find_sources([tree, tree / "a" / "x.jpg"], exclude=tree / "ds")
     names = {i.path.removeprefix(str(tree) + "/"): i.name for i in found.images}
-    assert names == {"CAPS.JPG": "CAPS.JPG", "a/x.jpg": "a__x.jpg", "a_x.jpg": "a_x.jpg", "b/deep/y.PNG": "b__deep__y.PNG",
-                     "b/x.jpg": "b__x.jpg", "gray.ppm": "gray.png"}  # fmt: skip
+    assert names == {"CAPS.JPG": "CAPS.JPG", "a/x.jpg": "a__x.jpg", "a_x.jpg": "a_x.jpg",
+                     "b/deep/y.PNG": "b__deep__y.PNG", "b/x.jpg": "b__x.jpg", "gray.ppm": "gray.png"}  # fmt: skip
     assert [i.store for i in found.images if i.name == "gray.png"] == [True]  # .ppm: pixels kept as PNG
     assert [p for _, p in found.videos] == ["clips__clip"]
     # a name's stem taken already (case-insensitively, as YOLO label files are named) gets a suffix

@@ -7,8 +7,9 @@ from ovdet.io.label_formats import LabelRecord
 
 
 def _rec(name, h, w, boxes):
-    return LabelRecord.from_detections(name, name, name, None, False, (h, w), np.array(boxes, np.float32).reshape(-1, 4),
-                                       np.full(len(boxes), 0.9), np.zeros(len(boxes), np.int64))  # fmt: skip
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
+    return LabelRecord.from_detections(name, name, name, None, False, (h, w), boxes, np.full(len(boxes), 0.9),
+                                       np.zeros(len(boxes), np.int64))  # fmt: skip
 
 
 def test_tiles_fit_their_cells_and_show_the_boxes():
