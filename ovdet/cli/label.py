@@ -67,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.label import label
     from .common import is_onnx_model, prepare_compute, quiet_opencv, resolve_model
 
-    device = prepare_compute(args.device, args.threads, args.imgsz, args.batch, model=args.model)
+    # with Ray the GPUs are the actors' (on any node): this process checks and uses the CPU only
+    device = prepare_compute(args.device if args.engine == "local" else "cpu", args.threads, args.imgsz, args.batch,
+                             model=args.model)  # fmt: skip
+    if args.engine == "ray":
+        device = args.device or "cpu"
     if not getattr(args, "verbose", False):
         quiet_opencv()
     formats = [f.strip() for f in args.format.split(",") if f.strip()]

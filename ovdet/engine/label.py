@@ -256,7 +256,9 @@ def label(
         from .label_ray import check_ray
 
         check_ray(model)
-    detector = _load_detector(model, text_encoder, device, threads, ontology)
+    # with Ray the driver's model only embeds the vocabulary (sent to the actors) and gives the digest: on the CPU,
+    # so a head node without a GPU can drive GPU actors
+    detector = _load_detector(model, text_encoder, "cpu" if engine == "ray" else device, threads, ontology)
     opts = LabelOptions(ontology.class_map, iou, detector.inference_size(imgsz), max_det, agnostic)
     ls = {"from_name": "label", "to_name": "image", "url_prefix": None, **(labelstudio or {})}
     settings = {

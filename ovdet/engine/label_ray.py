@@ -134,7 +134,8 @@ def ray_records(
     bytes for stored pixels, None)`` or ``(item, None, None, error)``.
 
     Args:
-        model, text_encoder, device: What each actor loads (a spec; ``None``: the bundled default model).
+        model, text_encoder, device: What each actor loads (a spec; ``None``: the bundled default model); a CUDA
+            ``device`` gives each actor one GPU (its own ``cuda``, as Ray sets ``CUDA_VISIBLE_DEVICES``).
         detector: The driver's model with the ontology's vocabulary set (its embeddings go to the actors).
         actors: Detector actors (default: one per GPU with a CUDA ``device``, else 2).
         threads: CPU threads (and Ray CPUs) per actor (default 1).
@@ -177,8 +178,8 @@ def ray_records(
         ds = ds.map_batches(
             _Detector, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=actors), batch_format="numpy",
             fn_constructor_kwargs={"model": None if model is None else os.fspath(model), "text_encoder": text_encoder,
-                                   "device": device, "threads": threads, "vocabulary": list(vocab.names),
-                                   "embeddings": vocab.embeddings, "opts": opts},
+                                   "device": "cuda" if gpu else device, "threads": threads,
+                                   "vocabulary": list(vocab.names), "embeddings": vocab.embeddings, "opts": opts},
             **per_actor,
         )  # fmt: skip
         for rows in ds.iter_batches(batch_size=None, batch_format="numpy"):

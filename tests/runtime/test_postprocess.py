@@ -132,3 +132,14 @@ def test_class_map_rejects_what_does_not_fit():
         ClassMap(("a",), (1,), conf=(1.5,))
     with pytest.raises(ValueError, match="reads 3 prompt rows"):
         ClassMap(("a", "b"), (2, 1)).merge(np.zeros((2, 4), np.float32))
+
+
+def test_agnostic_nms_across_output_classes():
+    # one vehicle, scored "car" by one anchor and "truck" (two prompts) by an overlapping one: roboflow/notebooks#160
+    boxes = np.array([[0, 0, 100, 60], [2, 1, 101, 62]], np.float32)
+    scores = np.array([[0.7, 0.1], [0.1, 0.6], [0.2, 0.65]], np.float32)  # car; truck, lorry
+    cm = ClassMap(("car", "truck"), (1, 2), conf=(0.3, 0.3))
+    _, _, c, _ = select_detections(boxes, scores, conf=0, iou=0.5, max_det=10, class_map=cm)
+    assert c.tolist() == [0, 1]  # per-class NMS: a car box and a truck box on one object
+    _, s, c, _ = select_detections(boxes, scores, conf=0, iou=0.5, max_det=10, agnostic=True, class_map=cm)
+    assert c.tolist() == [0] and s.tolist() == [np.float32(0.7)]  # --agnostic: one box, the best class
