@@ -19,6 +19,20 @@ CLASSES = "circle=red circle|blue circle|green circle|yellow circle, star=red st
 NEGATIVE = "purple triangle"
 
 
+def same_records(ours, theirs):
+    """Two journals (lists of JSON lines) hold the same images in the same order with the same labels. Two processes
+    may compute a box a float rounding apart (another oneDNN kernel, see tests/conftest.py): boxes agree within
+    BOX_TOL_PX plus the journal's 0.01 px rounding, scores within SCORE_TOL plus its 1e-5 rounding."""
+    from tests.conftest import BOX_TOL_PX, SCORE_TOL
+
+    ours, theirs = [json.loads(line) for line in ours], [json.loads(line) for line in theirs]
+    assert [r["key"] for r in ours] == [r["key"] for r in theirs] and len({r["key"] for r in ours}) == len(ours)
+    for a, b in zip(ours, theirs):
+        assert (a["name"], a["size"], a["classes"], a["stored"]) == (b["name"], b["size"], b["classes"], b["stored"])
+        np.testing.assert_allclose(a["boxes"], b["boxes"], atol=BOX_TOL_PX + 0.01, rtol=0)
+        np.testing.assert_allclose(a["scores"], b["scores"], atol=SCORE_TOL + 1e-5, rtol=0)
+
+
 def write_scenes(folder, n, start=0):
     from ovdet.data.synthetic import DEFAULT_WORLD, render_scene
 
