@@ -16,14 +16,21 @@ CLASSES = "circle=red circle|blue circle|yellow circle, star=blue star|red star,
 
 
 @pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """The commands run in this process set torch's threads (--threads, default all cores): later tests expect the
-    suite's one thread (tests/conftest.py), and a training test's loss curve depends on it."""
+def _keep_global_state():
+    """The commands run in this process set torch's threads (--threads, default all cores) and `ovdet train` seeds
+    the global RNGs: later tests get the suite's one thread (tests/conftest.py) and the RNG state they would have got
+    without these tests (a later training test's random text tower, and so its loss curve, depends on it)."""
+    import random
+
+    import numpy as np
     import torch
 
-    threads = torch.get_num_threads()
+    threads, state = torch.get_num_threads(), (torch.get_rng_state(), np.random.get_state(), random.getstate())
     yield
     torch.set_num_threads(threads)
+    torch.set_rng_state(state[0])
+    np.random.set_state(state[1])
+    random.setstate(state[2])
 
 
 @pytest.fixture(scope="module")
