@@ -10,27 +10,9 @@ import time
 import pytest
 
 from ovdet.cli.main import main
-from tests.engine.test_label import same_records, write_scenes
+from tests.engine.test_label import _give_back_global_state, same_records, write_scenes  # noqa: F401 (a fixture)
 
 CLASSES = "circle=red circle|blue circle|yellow circle, star=blue star|red star, square=orange square|blue square"
-
-
-@pytest.fixture(autouse=True)
-def _keep_global_state():
-    """The commands run in this process set torch's threads (--threads, default all cores) and `ovdet train` seeds
-    the global RNGs: later tests get the suite's one thread (tests/conftest.py) and the RNG state they would have got
-    without these tests (a later training test's random text tower, and so its loss curve, depends on it)."""
-    import random
-
-    import numpy as np
-    import torch
-
-    threads, state = torch.get_num_threads(), (torch.get_rng_state(), np.random.get_state(), random.getstate())
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(state[0])
-    np.random.set_state(state[1])
-    random.setstate(state[2])
 
 
 @pytest.fixture(scope="module")

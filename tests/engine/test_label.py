@@ -19,6 +19,24 @@ CLASSES = "circle=red circle|blue circle|green circle|yellow circle, star=red st
 NEGATIVE = "purple triangle"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _give_back_global_state():
+    """A test module that loads models and runs commands in this process gives back what they change for the whole
+    process: the global RNGs (building a model draws from torch's; `ovdet train` seeds them all) and torch's threads
+    (commands set --threads, default all cores). Later tests then start as they would without this module: a
+    training test's random text tower, and so its loss curve, depends on the RNG state it gets."""
+    import random
+
+    import torch
+
+    threads, state = torch.get_num_threads(), (torch.get_rng_state(), np.random.get_state(), random.getstate())
+    yield
+    torch.set_num_threads(threads)
+    torch.set_rng_state(state[0])
+    np.random.set_state(state[1])
+    random.setstate(state[2])
+
+
 def same_records(ours, theirs):
     """Two journals (lists of JSON lines) hold the same images in the same order with the same labels. Two processes
     may compute a box a float rounding apart (another oneDNN kernel, see tests/conftest.py): boxes agree within

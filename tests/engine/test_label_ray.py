@@ -6,7 +6,8 @@ import pytest
 
 from ovdet.engine.label import label
 from ovdet.errors import ConfigError
-from tests.engine.test_label import CLASSES, NEGATIVE, same_records, write_scenes
+from tests.engine.test_label import _give_back_global_state, same_records, write_scenes  # noqa: F401 (a fixture)
+from tests.engine.test_label import CLASSES, NEGATIVE
 
 ray = pytest.importorskip("ray", reason='the Ray engine needs the ray extra: pip install "ovdet[ray]"')
 
