@@ -88,7 +88,10 @@ def test_unreadable_inputs_are_listed_and_exit_3(tmp_path, capsys):
     assert "class" in captured.out and "star" in captured.out  # the per-class summary table
 
 
-def test_a_fresh_machine_can_train_on_the_labelled_dataset(whole, tmp_path):
+def test_a_fresh_machine_can_train_on_the_labelled_dataset(whole, tmp_path, cache_dir):
+    # cache_dir: a private embedding cache. The tiny text tower below is the one tests/engine/test_train.py trains
+    # with (same config, same seed), so it would share cache entries ("blue circle") encoded in other batches, a float
+    # rounding apart, and shift that test's loss curve
     from tests.conftest import TINY_CLIP_CONFIG
     from tests.engine.test_train import TINY_DETECTOR
 

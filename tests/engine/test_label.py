@@ -23,8 +23,7 @@ NEGATIVE = "purple triangle"
 def _give_back_global_state():
     """A test module that loads models and runs commands in this process gives back what they change for the whole
     process: the global RNGs (building a model draws from torch's; `ovdet train` seeds them all) and torch's threads
-    (commands set --threads, default all cores). Later tests then start as they would without this module: a
-    training test's random text tower, and so its loss curve, depends on the RNG state it gets."""
+    (commands set --threads, default all cores), so later tests start as they would without this module."""
     import random
 
     import torch
