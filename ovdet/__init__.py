@@ -46,6 +46,7 @@ _LAZY = {
     "list_weights": ".api",
     "load": ".api",
     "export_text_encoder": ".text.export",
+    "label": ".engine.label",
     "ModelConfig": ".model",
     "OVDetector": ".model",
     "TextEncoder": ".text",

@@ -18,10 +18,10 @@ import threading
 import time
 
 from ..errors import OVDetError
-from . import convert, predict, stream, train
+from . import convert, label, predict, stream, train
 from . import eval as eval_command
 
-COMMANDS = [predict, stream, convert, train, eval_command]
+COMMANDS = [predict, stream, convert, train, eval_command, label]
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 _FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # the disk, not ovdet: one line, not a traceback

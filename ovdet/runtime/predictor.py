@@ -20,6 +20,7 @@ from ..images import read_image, resolve_images
 from ..results import Result
 from ..sources import Frame, Reconnect, SourceSpec, iter_rounds, open_sources
 from .letterbox import check_imgsz, shape_groups
+from .postprocess import ClassMap
 
 __all__ = ["Predictor"]
 
@@ -51,17 +52,32 @@ class Predictor:
         max_det: int = 300,
         agnostic: bool = False,
         multi_label: bool = False,
+        class_map: ClassMap | None = None,
     ) -> list[Result]:
         """Detect in decoded BGR ``uint8`` images; the core of :meth:`predict` and :meth:`stream`.
 
         Images are run in batches of those that letterbox to the same input shape (:func:`shape_groups`), so each
         result equals that of the image predicted alone, whatever else is in ``images``. The returned results keep
         no image and no path; callers attach what they know.
+
+        A ``class_map`` (:class:`~ovdet.runtime.postprocess.ClassMap`, what ``ovdet label`` uses) reads the
+        vocabulary as prompts of its classes: their scores are merged per class before NMS, each class has its own
+        threshold (``conf`` is ignored), negatives are dropped, and results are in the map's classes.
+
+        Raises:
+            ValueError: a ``class_map`` that does not read this vocabulary's number of classes.
         """
         self._check_predict_args(conf, iou, max_det, 1)
+        if class_map is not None:
+            if class_map.num_prompts != len(self.names):
+                raise ValueError(f"the class map reads {class_map.num_prompts} prompts, the vocabulary has "
+                                 f"{len(self.names)}; set_classes with its prompts first")  # fmt: skip
+            conf = class_map.min_conf  # what a GPU may pre-filter anchors on before they reach the selection
         size = self.inference_size(imgsz)
         images = list(images)
         select = {"conf": conf, "iou": iou, "max_det": max_det, "agnostic": agnostic, "multi_label": multi_label}
+        if class_map is not None:
+            select["class_map"] = class_map
         results: list[Result | None] = [None] * len(images)
         for group in shape_groups(images, size, stride=self.stride):
             for i, result in zip(group, self._detect_batch([images[i] for i in group], size, **select)):

@@ -63,3 +63,83 @@ def test_multi_label_keeps_several_classes_per_box():
     assert c.tolist() == [0]
     b, s, c, a = select_detections(boxes, scores, conf=0.95, iou=0.5, max_det=10)
     assert b.shape == (0, 4) and len(s) == len(c) == len(a) == 0
+
+
+# ---------------------------------------------------------------- ClassMap (ovdet label's ontology)
+from ovdet.runtime.postprocess import ClassMap, select_topk  # noqa: E402
+
+
+def _two_synonyms_one_object():
+    """Anchors 0 and 1 sit on one object (IoU ~0.8); prompt 0 ("car") likes anchor 0, prompt 1 ("automobile")
+    anchor 1; anchor 2 is a separate object scored by prompt 2 ("dog")."""
+    boxes = np.array([[0, 0, 100, 100], [5, 5, 105, 105], [200, 200, 260, 260]], np.float32)
+    scores = np.array([[0.9, 0.2, 0.0], [0.3, 0.8, 0.0], [0.0, 0.0, 0.7]], np.float32)  # (P=3, A=3)
+    return boxes, scores
+
+
+def test_class_map_merges_prompts_before_nms():
+    boxes, scores = _two_synonyms_one_object()
+    # without merging (each prompt a class): the object gets two boxes, one per synonym
+    _, _, c, _ = select_detections(boxes, scores, conf=0.25, iou=0.5, max_det=10)
+    assert sorted(c.tolist()) == [0, 1, 2]
+    cm = ClassMap(("car", "dog"), (2, 1), conf=(0.25, 0.25))
+    np.testing.assert_array_equal(cm.merge(scores), np.stack([scores[:2].max(0), scores[2]]))
+    b, s, c, a = select_detections(boxes, scores, conf=0.0, iou=0.5, max_det=10, class_map=cm)
+    assert c.tolist() == [0, 1] and a.tolist() == [0, 2]  # one car (its best-scored anchor), one dog
+    assert s.tolist() == [np.float32(0.9), np.float32(0.7)]
+    # the same boxes as agnostic NMS over the two synonyms' rows alone
+    ref = select_detections(boxes[:2], scores[:2, :2], conf=0.25, iou=0.5, max_det=10, agnostic=True)
+    np.testing.assert_array_equal(b[:1], ref[0])
+
+
+def test_negatives_compete_suppress_when_agnostic_and_are_never_returned():
+    boxes = np.array([[0, 0, 100, 100], [4, 4, 104, 104], [300, 0, 340, 40]], np.float32)
+    # prompt 0: forklift, prompt 1: negative "shelf"; anchor 0 is a shelf that looks a bit like a forklift
+    scores = np.array([[0.5, 0.45, 0.6], [0.8, 0.1, 0.0]], np.float32)
+    cm = ClassMap(("forklift",), (1,), num_negatives=1, conf=(0.3,))
+    _, _, c, a = select_detections(boxes, scores, conf=0.0, iou=0.5, max_det=10, class_map=cm)
+    assert a.tolist() == [2, 1] and c.tolist() == [0, 0]  # anchor 0 went to the shelf: not a forklift
+    _, _, c, a = select_detections(boxes, scores, conf=0.0, iou=0.5, max_det=10, agnostic=True, class_map=cm)
+    assert a.tolist() == [2]  # the shelf box suppressed the overlapping forklift box, then was dropped
+    # negatives are dropped before max_det: the shelf (best score) does not take the only place
+    _, _, _, a = select_detections(boxes, scores, conf=0.0, iou=0.5, max_det=1, agnostic=True, class_map=cm)
+    assert a.tolist() == [2]
+
+
+def test_per_class_thresholds():
+    boxes = np.array([[0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([[0.4, 0.0], [0.0, 0.4]], np.float32)
+    _, _, c, _ = select_detections(boxes, scores, conf=0, iou=0.5, max_det=10, class_map=ClassMap(("a", "b"), (1, 1), conf=(0.3, 0.5)))
+    assert c.tolist() == [0]
+    _, _, c, _ = select_topk(boxes, scores, conf=0, max_det=10, class_map=ClassMap(("a", "b"), (1, 1), conf=(0.5, 0.3)))
+    assert c.tolist() == [1]
+
+
+def test_end_to_end_heads_take_the_class_map_too():
+    boxes, scores = _two_synonyms_one_object()
+    scores = np.concatenate([scores, [[0.95, 0.0, 0.0]]])  # a negative that wins anchor 0
+    # k = the number of anchors caps the (anchor, class) pairs considered: pad with empty anchors as a real head has
+    boxes, scores = np.concatenate([boxes, np.zeros((5, 4), np.float32)]), np.pad(scores, ((0, 0), (0, 5)))
+    cm = ClassMap(("car", "dog"), (2, 1), num_negatives=1, conf=(0.25, 0.25))
+    _, s, c, a = select_topk(boxes, scores, conf=0.0, max_det=10, class_map=cm)
+    assert a.tolist() == [1, 2] and c.tolist() == [0, 1]
+
+
+def test_class_map_rejects_what_does_not_fit():
+    with pytest.raises(ValueError, match="prompt count"):
+        ClassMap(("a",), (0,))
+    with pytest.raises(ValueError, match="threshold"):
+        ClassMap(("a",), (1,), conf=(1.5,))
+    with pytest.raises(ValueError, match="reads 3 prompt rows"):
+        ClassMap(("a", "b"), (2, 1)).merge(np.zeros((2, 4), np.float32))
+
+
+def test_agnostic_nms_across_output_classes():
+    # one vehicle, scored "car" by one anchor and "truck" (two prompts) by an overlapping one: roboflow/notebooks#160
+    boxes = np.array([[0, 0, 100, 60], [2, 1, 101, 62]], np.float32)
+    scores = np.array([[0.7, 0.1], [0.1, 0.6], [0.2, 0.65]], np.float32)  # car; truck, lorry
+    cm = ClassMap(("car", "truck"), (1, 2), conf=(0.3, 0.3))
+    _, _, c, _ = select_detections(boxes, scores, conf=0, iou=0.5, max_det=10, class_map=cm)
+    assert c.tolist() == [0, 1]  # per-class NMS: a car box and a truck box on one object
+    _, s, c, _ = select_detections(boxes, scores, conf=0, iou=0.5, max_det=10, agnostic=True, class_map=cm)
+    assert c.tolist() == [0] and s.tolist() == [np.float32(0.7)]  # --agnostic: one box, the best class

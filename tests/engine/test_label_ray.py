@@ -1,0 +1,49 @@
+"""The Ray Data engine on a local Ray with 2 CPUs: the same dataset as the local engine; too many actors is an error."""
+
+import json
+
+import pytest
+
+from ovdet.engine.label import label
+from ovdet.errors import ConfigError
+from tests.engine.test_label import _give_back_global_state, same_records, write_scenes  # noqa: F401 (a fixture)
+from tests.engine.test_label import CLASSES, NEGATIVE
+
+ray = pytest.importorskip("ray", reason='the Ray engine needs the ray extra: pip install "ovdet[ray]"')
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _lines(out):
+    """The journal's records ordered by key (the Ray engine journals them as actors finish, not in source order)."""
+    return sorted((out / "records.jsonl").read_text().splitlines(), key=lambda line: json.loads(line)["key"])
+
+
+def test_ray_engine_labels_what_the_local_engine_labels(local_ray, tmp_path):
+    from tests.media import write_video
+
+    write_scenes(tmp_path / "images", 6)
+    (tmp_path / "images" / "broken.jpg").write_bytes(b"not a jpeg")
+    write_video(tmp_path / "images" / "clip.avi", frames=6)
+    local = label(tmp_path / "images", CLASSES, negative=NEGATIVE, out=tmp_path / "local", vid_stride=2, samples=0,
+                  batch=4)  # fmt: skip
+    distributed = label(tmp_path / "images", CLASSES, negative=NEGATIVE, out=tmp_path / "ray", vid_stride=2,
+                        samples=0, batch=4, engine="ray", actors=2)  # fmt: skip
+    assert (distributed.images, distributed.labelled, distributed.boxes) == (local.images, 9, local.boxes)
+    assert distributed.skipped == local.skipped and len(local.skipped) == 1
+    same_records(_lines(tmp_path / "ray"), _lines(tmp_path / "local"))  # the same records, equal after sorting
+    for name in ("data.yaml", "coco.yaml"):
+        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text()
+    frames = sorted(p.name for p in (tmp_path / "ray" / "images").rglob("clip_*.png"))
+    assert frames == ["clip_000000.png", "clip_000002.png", "clip_000004.png"]
+
+
+def test_too_many_cpu_actors_is_an_error_not_a_hang(local_ray, tmp_path):
+    write_scenes(tmp_path / "images", 1)
+    with pytest.raises(ConfigError, match="3 detector actors need 3 CPUs, but the Ray cluster has 2; pass --actors 2"):
+        label(tmp_path / "images", "star", out=tmp_path / "ds", engine="ray", actors=3)
