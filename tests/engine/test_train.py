@@ -46,18 +46,25 @@ def _rows(run: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+FINISHED_EPOCHS = 12
+
+
 @pytest.fixture(scope="module")
 def finished_run(dataset, tiny_text_json, tmp_path_factory):
+    # 128 px (the scenes' own size) and lr0 0.01: at 64 px and lr0 0.002 the curve first rose and then fell by a
+    # margin that one run of float rounding could undo (settings seeds 0-7 ended at 0.66-1.00 of the peak)
     out = tmp_path_factory.mktemp("runs") / "run"
-    settings = load_settings(None, _args(dataset, tiny_text_json, out, epochs=8, lr0=0.002, ema_tau=5, **QUIET_AUG))
+    settings = load_settings(None, _args(dataset, tiny_text_json, out, epochs=FINISHED_EPOCHS, imgsz=128, lr0=0.01,
+                                         ema_tau=5, **QUIET_AUG))  # fmt: skip
     return train(settings, progress=False)
 
 
 def test_short_training_lowers_the_loss(finished_run):
     rows = _rows(finished_run)
     total = [float(r["box"]) + float(r["cls"]) + float(r["dfl"]) for r in rows]
-    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
-    # YOLO losses first rise (tiny IoUs of the random boxes give the assigner tiny targets), then fall
+    assert [int(r["epoch"]) for r in rows] == list(range(1, FINISHED_EPOCHS + 1))
+    # The loss peaks in the first epochs and then falls steadily: with settings seeds 0-7 the last epoch ended at
+    # 0.28-0.48 of the peak, so 0.75 holds whatever trajectory another CPU's rounding sends the run along.
     peak = total.index(max(total))
     assert peak < len(total) - 2 and total[-1] < 0.75 * total[peak], total
 
@@ -87,7 +94,7 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(finished_run, dataset,
         train(load_settings(None, _args(dataset, tiny_text_json, finished_run)), progress=False)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         resume_settings(tmp_path / "empty")
-    assert resume_settings(finished_run, workers=1).epochs == 8
+    assert resume_settings(finished_run, workers=1).epochs == FINISHED_EPOCHS
 
 
 def _cli(*args):
