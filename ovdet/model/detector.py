@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import FusedModelError, VocabularyError
 from ..results import Result
 from ..text.encoder import TextEncoder
+from ..text.tuned import TunedEmbeddings, vocabulary_with_tuned
 from ..text.vocabulary import ClassSpec, Vocabulary
 from .config import ModelConfig
 from .fast import InferenceCopy
@@ -76,6 +77,8 @@ class OVDetector(nn.Module, Predictor):
         self.config = config
         self.text_encoder = text_encoder
         self.metadata: dict[str, Any] = {}  # provenance etc., saved in config.json
+        # class embeddings learnt by prompt tuning (ovdet.engine.tune); set_classes uses them for their names
+        self.tuned: TunedEmbeddings | None = None
         self.register_buffer("class_embeddings", torch.zeros(0, head.embed_dim))
         self._names: tuple[str, ...] = ()
         self._prompts: tuple[tuple[str, ...], ...] = ()
@@ -164,7 +167,8 @@ class OVDetector(nn.Module, Predictor):
 
         Args:
             classes: Class names, or a dict name → prompts (synonyms, templates); a class with several prompts is
-                embedded as their re-normalised mean.
+                embedded as their re-normalised mean. A name with a tuned embedding (:attr:`tuned`, from prompt
+                tuning) takes that instead (:mod:`ovdet.text.tuned`).
             embeddings: Optional ``(len(classes), D)`` array or tensor used instead of the text encoder.
 
         Raises:
@@ -179,7 +183,7 @@ class OVDetector(nn.Module, Predictor):
         elif self.text_encoder is None:
             raise VocabularyError("this model has no text encoder; pass embeddings=... to set_classes")
         else:
-            vocab = Vocabulary.from_classes(classes, self.text_encoder, device=self.device)
+            vocab = vocabulary_with_tuned(classes, self.text_encoder, self.tuned, device=self.device)
         self.set_vocabulary(vocab)
         return self
 

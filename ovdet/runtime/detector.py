@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import CheckpointError, VocabularyError
 from ..results import Result
 from ..text.cache import DEFAULT_CACHE
+from ..text.tuned import TunedEmbeddings, vocabulary_with_tuned
 from ..text.vocabulary import ClassSpec, Vocabulary, normalize_classes
 from .letterbox import letterbox_batch
 from .postprocess import results_from_outputs
@@ -108,6 +109,10 @@ class OnnxDetector(Predictor):
         self._embeddings: np.ndarray | None = None
         if self.vocabulary_mode == "runtime" and info.get("embeddings"):
             self._embeddings = decode_embeddings(info["embeddings"], self.embed_dim)
+        self.tuned: TunedEmbeddings | None = None  # prompt-tuned vectors by class name (ovdet.text.tuned)
+        if self.vocabulary_mode == "runtime" and info.get("tuned"):
+            tuned = info["tuned"]
+            self.tuned = TunedEmbeddings(tuple(tuned["names"]), decode_embeddings(tuned["embeddings"], self.embed_dim))
         if text_encoder is not None and self.vocabulary_mode == "runtime":
             self.text_encoder  # noqa: B018 (load now: a wrong file fails here, not at the first set_classes)
         elif text_encoder is not None:
@@ -179,7 +184,7 @@ class OnnxDetector(Predictor):
         if embeddings is not None:
             vocab = Vocabulary.from_embeddings(classes, embeddings, self.embed_dim)
         else:
-            vocab = Vocabulary.from_classes(classes, self.text_encoder)
+            vocab = vocabulary_with_tuned(classes, self.text_encoder, self.tuned)
         self.set_vocabulary(vocab)
         return self
 
