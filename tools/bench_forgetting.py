@@ -117,11 +117,17 @@ def write_test(folder: Path, n: int, seed: int) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------- runs
+def folder_name(label: str, args: argparse.Namespace) -> str:
+    """A mode's run and evaluation folder: its label, plus the weight when ``--distill`` chose one."""
+    distils = "distill" not in MODES[label][0] and label != "prompts"
+    return f"{label}@{args.distill:g}" if distils and args.distill is not None else label
+
+
 def fine_tune(work: Path, label: str, data_yaml: Path, args: argparse.Namespace) -> tuple[Path, dict]:
     """Fine-tune the bundled model in one mode (resuming an interrupted run); returns the model and its times."""
-    run = work / "runs" / label
+    run = work / "runs" / folder_name(label, args)
     overrides, _ = MODES[label]
-    if args.distill is not None and "distill" not in overrides:
+    if args.distill is not None and folder_name(label, args) != label:
         overrides = {**overrides, "distill": args.distill}
     settings = load_settings(None, {
         "data": str(data_yaml), "model": "ovdet-synth", "out": str(run), "epochs": args.epochs, "imgsz": 256,
@@ -212,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     rows[0]["metrics"] = evaluate_model(None, test_yaml, work / "eval" / "start")
     for label in modes:
         model_path, times = fine_tune(work, label, customer, args)
-        metrics = evaluate_model(str(model_path), test_yaml, work / "eval" / label)
-        rows.append({"label": label, "name": MODES[label][1], "metrics": metrics, "times": times})
+        metrics = evaluate_model(str(model_path), test_yaml, work / "eval" / folder_name(label, args))
+        name = MODES[label][1]
+        if folder_name(label, args) != label:  # another weight than the default
+            name = f"`--tune {MODES[label][0]['tune']}`, `distill={args.distill:g}`"
+        rows.append({"label": label, "name": name, "metrics": metrics, "times": times})
     for row in rows:
         row["ap50"] = {g: row["metrics"]["groups"][f"group={g}"]["AP50"] for g in GROUPS}
     text = table(rows)
