@@ -47,7 +47,7 @@ class TrainSettings:
             the last 1×1 conv of the class-embedding branch) or ``prompts`` (one embedding per dataset class; the
             detector stays bit-identical). ``head`` and ``prompts`` need a saved model to start from.
         distill: Weight of the distillation loss against forgetting (:mod:`ovdet.engine.distill`), ``full`` and
-            ``head`` only; ``None``: 0.5 when fine-tuning a saved model, 0 when training from a config.
+            ``head`` only; ``None``: 0.25 when fine-tuning a saved model, 0 when training from a config.
         distill_vocab: Names the frozen starting model scores for distillation: a class file (one class per line,
             ``name=prompt|prompt`` allowed) or a YAML list or mapping of names; ``None``: Objects365's 365 names for a
             pretrained CLIP text encoder, else the starting model's vocabulary. The dataset's classes are left out.

@@ -119,7 +119,7 @@ def test_default_weight_when_fine_tuning_a_saved_model_and_none_from_a_config(tm
     def weight(**values):
         return check_tuning(load_settings(None, {"data": data, **values}))
 
-    assert weight(model=folder) == DEFAULT_WEIGHT == 0.5
+    assert weight(model=folder) == DEFAULT_WEIGHT == 0.25
     assert weight(model=folder, distill=0.2) == 0.2 and weight(model=folder, tune="prompts") == 0
     assert weight(model=TINY_DETECTOR) == 0
     with pytest.raises(ConfigError, match="random weights"):
