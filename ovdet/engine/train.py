@@ -244,7 +244,9 @@ def train(
     else:
         prompts = [p for ps in class_prompts + (replay_prompts or []) for p in ps]
         prompts = list(dict.fromkeys(prompts + [p for r in records if r.phrases for p in r.phrases]))
-    table = model.class_embeddings.detach() if prompt_tuning else model.text_encoder.encode(prompts, device=device).to(device)
+    # (P, D), L2-normalised; prompt tuning scores its own rows instead (Tuner.table)
+    table = model.class_embeddings.detach() if prompt_tuning else model.text_encoder.encode(prompts, device=device)
+    table = table.to(device)
     if world > 1:  # every process must score against the same embeddings (a random-weight tower differs per rank)
         for tensor in (table, *([distiller.embeddings] if distiller else []), *tuner.parameters()):
             dist.broadcast(tensor.data, 0)
@@ -265,7 +267,9 @@ def train(
     )  # fmt: skip
     replay = None
     if replay_split is not None:  # the base dataset's images, with its own classes as negatives
-        base_set = TrainingSet(replay_split.records, replay_prompts, prompt_index, imgsz=settings.imgsz, augment=settings.augment, max_vocab=settings.max_vocab, seed=settings.seed + 1, cache_mb=settings.cache_mb)  # fmt: skip
+        base_set = TrainingSet(replay_split.records, replay_prompts, prompt_index, imgsz=settings.imgsz,
+                               augment=settings.augment, max_vocab=settings.max_vocab, seed=settings.seed + 1,
+                               cache_mb=settings.cache_mb)  # fmt: skip
         replay = Replay(base_set, per_process, workers=settings.workers, seed=settings.seed + 1 + rank)
     accumulate = max(round(settings.nbs / (per_process * world)), 1)
     weight_decay = settings.weight_decay * per_process * world * accumulate / settings.nbs
@@ -399,10 +403,11 @@ def train(
                 save_detector(eval_model, run / "best", metadata=metadata)
             _write_metrics(run, history)
             _plot(run, history)
+            distilled = f" distill {row['distill']:.4f}" if "distill" in row else ""
             logger.info(
                 "epoch %d/%d: loss box %.4f cls %.4f dfl %.4f%s%s (%.0f s)", epoch + 1, settings.epochs, row["box"],
-                row["cls"], row["dfl"], f" distill {row['distill']:.4f}" if "distill" in row else "", f" | val AP50 {_fmt(row['AP50'])} AP {_fmt(row['AP'])}" if "AP" in row else "",
-                row["seconds"],
+                row["cls"], row["dfl"], distilled,
+                f" | val AP50 {_fmt(row['AP50'])} AP {_fmt(row['AP'])}" if "AP" in row else "", row["seconds"],
             )  # fmt: skip
         if world > 1:
             dist.barrier()
