@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from ..errors import ConfigError
 from .common import positive_int
@@ -16,6 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="what to start from: an architecture config name/YAML (fresh weights), or a saved "
                    "model folder or known weights name such as ovdet-synth (fine-tuning)")
     p.add_argument("--text-encoder", help="text encoder spec for a fresh model (default ViT-B-32-quickgelu:openai)")
+    p.add_argument("--tune", choices=("full", "head", "prompts"),
+                   help="what trains when fine-tuning a saved model: full (default; with distillation against "
+                   "forgetting), head (linear probe of the class-embedding convs) or prompts (one embedding per "
+                   "class; the detector and every other name stay exactly as they were)")  # fmt: skip
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--imgsz", type=positive_int)
     p.add_argument("--batch", type=positive_int, help="images per step, over all processes")
@@ -42,17 +48,39 @@ def _pairs(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _saved_settings(run: str) -> dict | None:
+    """The settings the run in ``run`` was started with, or ``None`` if there is none to read."""
+    from ..engine.checkpoint import read_train_info
+    from ..errors import OVDetError
+
+    try:
+        return read_train_info(Path(run) / "last")["settings"]
+    except (OVDetError, OSError, ValueError, KeyError):
+        return None
+
+
+def _same(saved: dict | None, key: str, value: object) -> bool:
+    """Whether a flag repeats the value the run was started with (paths compared absolute)."""
+    if saved is None or key not in saved:
+        return False
+    if key in ("data", "model") and os.path.exists(str(value)):
+        value = os.path.abspath(str(value))
+    return saved[key] == value
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engine.settings import load_settings
     from ..engine.train import resume_settings, train
 
     flags = {"data": args.data, "model": args.model, "text_encoder": args.text_encoder, "epochs": args.epochs,
              "imgsz": args.imgsz, "batch": args.batch, "device": args.device, "workers": args.workers,
-             "out": args.out}  # fmt: skip
+             "out": args.out, "tune": args.tune}  # fmt: skip
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out RUN, the run folder to continue")
-        fixed = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in ("device", "workers", "out")]
+        saved = _saved_settings(args.out)
+        fixed = [f"--{k.replace('_', '-')}" for k, v in flags.items()
+                 if v is not None and k not in ("device", "workers", "out") and not _same(saved, k, v)]  # fmt: skip
         if args.config:
             fixed.append("--config")
         if fixed:

@@ -58,10 +58,13 @@ def write_train_state(
     ema_state: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     info: dict[str, Any],
+    tune_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write the resume state into ``folder`` (the temporary folder of an atomic model save)."""
+    """Write the resume state into ``folder`` (the temporary folder of an atomic model save); ``tune_state``: what
+    trains beside the model (prompt tuning's embeddings)."""
     tensors: dict[str, torch.Tensor] = {}
     tensors.update({f"model.{k}": v for k, v in model_state.items()})
+    tensors.update({f"tune.{k}": v for k, v in (tune_state or {}).items()})
     tensors.update({f"ema.{k}": v for k, v in ema_state.items()})
     opt = optimizer.state_dict()
     opt_meta: dict[str, Any] = {"param_groups": opt["param_groups"], "state": {}}
@@ -80,7 +83,8 @@ def write_train_state(
 
 
 def read_train_state(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Read what :func:`write_train_state` wrote: ``({"model", "ema", "optimizer", "rng"} tensors, json info)``.
+    """Read what :func:`write_train_state` wrote: ``({"model", "ema", "optimizer", "rng", "tune"} tensors, json
+    info)``.
 
     Raises:
         CheckpointError: the folder holds no resume state.
@@ -89,7 +93,7 @@ def read_train_state(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], 
 
     meta = read_train_info(folder)
     flat = load_file(str(folder / STATE_TENSORS))
-    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "optimizer": {}, "rng": {}}
+    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "optimizer": {}, "rng": {}, "tune": {}}
     for key, value in flat.items():
         head, _, rest = key.partition(".")
         groups[head][rest if head != "rng" else key] = value

@@ -20,10 +20,16 @@ class ModelEMA:
         model: The model whose ``state_dict`` is tracked.
         decay: Final decay.
         tau: Ramp length in updates.
+        averaged: The state-dict keys that train; any other entry is copied from the model, never averaged, so a
+            frozen weight stays bit-identical (``d·x + (1-d)·x`` need not round back to ``x``). ``None``: all.
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.9999, tau: float = 2000, updates: int = 0):
+    def __init__(
+        self, model: nn.Module, decay: float = 0.9999, tau: float = 2000, updates: int = 0,
+        averaged: set[str] | None = None,
+    ):  # fmt: skip
         self.decay, self.tau, self.updates = decay, tau, updates
+        self.averaged = averaged
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
@@ -34,7 +40,7 @@ class ModelEMA:
             shadow = self.state[k]
             if shadow.shape != v.shape:  # a resized buffer (the vocabulary): follow the model
                 self.state[k] = v.detach().clone()
-            elif v.dtype.is_floating_point:
+            elif v.dtype.is_floating_point and (self.averaged is None or k in self.averaged):
                 shadow.mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 shadow.copy_(v)

@@ -13,7 +13,9 @@ from ..data.augment import AugmentConfig
 from ..errors import ConfigError
 from .loss import LossWeights
 
-__all__ = ["TrainSettings", "load_settings", "apply_overrides"]
+__all__ = ["TrainSettings", "TUNE_MODES", "load_settings", "apply_overrides"]
+
+TUNE_MODES = ("full", "head", "prompts")  # what trains: see ovdet.engine.tune
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,17 @@ class TrainSettings:
         ema_decay, ema_tau: EMA of the weights (the saved models are the EMA).
         grad_clip: Max gradient norm.
         amp: Mixed precision on CUDA.
-        freeze: ``none``, ``backbone`` (train neck and head) or ``head`` (train the head only).
+        freeze: ``none``, ``backbone`` (train neck and head) or ``head`` (train the head only); ``full`` tuning only.
+        tune: What trains (:mod:`ovdet.engine.tune`): ``full`` (the model, less ``freeze``), ``head`` (linear probe:
+            the last 1×1 conv of the class-embedding branch) or ``prompts`` (one embedding per dataset class; the
+            detector stays bit-identical). ``head`` and ``prompts`` need a saved model to start from.
+        distill: Weight of the distillation loss against forgetting (:mod:`ovdet.engine.distill`), ``full`` and
+            ``head`` only; ``None``: 0.25 when fine-tuning a saved model, 0 when training from a config.
+        distill_vocab: Names the frozen starting model scores for distillation: a class file (one class per line,
+            ``name=prompt|prompt`` allowed) or a YAML list or mapping of names; ``None``: Objects365's 365 names for a
+            pretrained CLIP text encoder, else the starting model's vocabulary. The dataset's classes are left out.
+        replay: A second dataset YAML whose training images join every batch (as many as the batch's own), with
+            negatives from its own classes only; ``full`` and ``head`` only.
         close_mosaic: Train the last N epochs without mosaic.
         max_vocab: Classes per image (positives plus sampled negatives).
         grounding: Also train on the dataset's grounding sources.
@@ -74,6 +86,10 @@ class TrainSettings:
     grad_clip: float = 10.0
     amp: bool = True
     freeze: str = "none"
+    tune: str = "full"
+    distill: float | None = None
+    distill_vocab: str | None = None
+    replay: str | None = None
     close_mosaic: int = 10
     max_vocab: int = 80
     grounding: bool = True
@@ -94,6 +110,15 @@ class TrainSettings:
             (self.optimizer in ("AdamW", "SGD"), "optimizer must be AdamW or SGD"),
             (self.schedule in ("cosine", "linear"), "schedule must be cosine or linear"),
             (self.freeze in ("none", "backbone", "head"), "freeze must be none, backbone or head"),
+            (self.tune in TUNE_MODES, f"tune must be one of {', '.join(TUNE_MODES)}"),
+            (self.distill is None or (isinstance(self.distill, (int, float)) and 0 <= self.distill < float("inf")),
+             "distill must be a finite number >= 0 (or null for the default)"),
+            (self.tune == "full" or self.freeze == "none", "freeze applies to tune=full only (head and prompts "
+             "modes freeze everything they do not train)"),
+            (self.tune != "prompts" or not self.distill, "distill applies to tune=full and head: prompt tuning "
+             "leaves the detector and every other name unchanged, so there is nothing to forget"),
+            (self.tune != "prompts" or not self.replay, "replay applies to tune=full and head: prompt tuning "
+             "trains only the dataset's class embeddings"),
             (self.lr0 > 0 and 0 < self.lrf <= 1, "lr0 must be > 0 and lrf in (0, 1]"),
             (self.max_vocab >= 1, "max_vocab must be >= 1"),
             (self.val_interval >= 1, "val_interval must be >= 1"),
@@ -115,6 +140,10 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
     if key not in fields:
         raise ConfigError(f"unknown setting '{key}'; valid: {', '.join(sorted(fields))}")
     default = getattr(cls(**({"data": ""} if cls is TrainSettings else {})), key)
+    if isinstance(value, str) and default is None and "float" in str(fields[key].type):
+        if value.strip().lower() in ("", "none", "null"):
+            return None
+        default = 0.0  # an optional number (distill): typed below
     if not isinstance(value, str) or isinstance(default, str) or default is None:
         return value
     if isinstance(default, bool):

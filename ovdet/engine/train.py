@@ -9,6 +9,9 @@ Run folder::
                          duplicates or loses a row)
     RUN/loss.png, RUN/ap.png
 
+Fine-tuning: ``settings.tune`` chooses what trains (:mod:`.tune`), ``settings.distill`` keeps what the starting model
+knew (:mod:`.distill`), ``settings.replay`` mixes a base dataset into every batch (:mod:`.replay`).
+
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel (nccl on GPU,
 gloo on CPU), data is split by a DistributedSampler, and only rank 0 validates, logs and writes.
 """
@@ -41,15 +44,20 @@ from ..model.detector import OVDetector
 from ..model.device import check_memory, resolve_device
 from ..model.serialization import save_detector
 from .checkpoint import optimizer_state, read_train_info, read_train_state, set_rng_state, write_train_state
+from .distill import build_distiller, split_vocabulary
 from .ema import ModelEMA
 from .evaluate import evaluate
 from .loss import DetectionLoss, one2many_gain
+from .replay import Replay, join_batches
 from .settings import TrainSettings, apply_overrides
+from .tune import Tuner, check_tuning
 
 __all__ = ["train", "resume_settings"]
 
 logger = logging.getLogger(__name__)
-METRIC_FIELDS = ["epoch", "box", "cls", "dfl", "lr", "AP", "AP50", "fitness", "seconds"]
+METRIC_FIELDS = ["epoch", "box", "cls", "dfl", "distill", "lr", "AP", "AP50", "fitness", "seconds"]
+# settings that decide what trains and against what: a resumed run takes them as they were, or a repeat of them
+FIXED_ON_RESUME = ("model", "text_encoder", "tune", "freeze", "distill", "distill_vocab", "replay")
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -85,6 +93,13 @@ def _absolute_if_path(spec: str) -> str:
     return os.path.abspath(spec) if os.path.exists(spec) else spec  # a config or weights name stays a name
 
 
+def _recorded(key: str, value: Any) -> Any:
+    """A setting as a run records it: paths absolute (so a resume may repeat them relative)."""
+    if key in ("model", "distill_vocab", "replay") and isinstance(value, str):
+        return _absolute_if_path(value)
+    return value
+
+
 def _is_run_folder(folder: Path) -> bool:
     """A folder ``train`` may write into: one it marked, or a run of an ovdet that wrote no marker yet."""
     return has_marker("train")(folder) or (folder / "settings.yaml").is_file()
@@ -114,14 +129,6 @@ def _lr_factor(settings: TrainSettings, epoch_float: float) -> float:
     return (1 - x) * (1.0 - settings.lrf) + settings.lrf
 
 
-def _freeze(model: OVDetector, how: str) -> list[nn.Module]:
-    """Freeze parts of the model; returns the frozen modules (kept in eval mode so BatchNorm stays put)."""
-    frozen = {"none": [], "backbone": [model.backbone], "head": [model.backbone, model.neck]}[how]
-    for module in frozen:
-        module.requires_grad_(False)
-    return frozen
-
-
 def _write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS)
@@ -137,6 +144,8 @@ def resume_settings(run: str | os.PathLike, **overrides: Any) -> TrainSettings:
 
     Raises:
         CheckpointError: the run has no resumable ``last/``.
+        ConfigError: an override would change one of :data:`FIXED_ON_RESUME` (what trains and against what); a
+            repeat of the run's own value is fine.
     """
     last = Path(run) / "last"
     if not last.is_dir():
@@ -145,7 +154,15 @@ def resume_settings(run: str | os.PathLike, **overrides: Any) -> TrainSettings:
     saved = dict(meta["settings"])
     saved["out"] = str(run)  # the run continues where it is now, even if it was moved or copied since
     settings = apply_overrides(TrainSettings(data=saved.pop("data")), saved)
-    settings = apply_overrides(settings, {k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    changed = apply_overrides(settings, given)
+    for key in FIXED_ON_RESUME:
+        if key in given and _recorded(key, getattr(changed, key)) != getattr(settings, key):
+            raise ConfigError(
+                f"{key} cannot change when resuming: the run in {run} trains with {key}={getattr(settings, key)!r}; "
+                f"to go on with {key}={given[key]!r}, fine-tune: ovdet train --model {run}/last ... --out NEW_RUN"
+            )
+    settings = changed
     if not Path(settings.data).is_file():
         raise CheckpointError(
             f"the run in {run} trained on {settings.data}, which is not there now; pass its new place with "
@@ -174,7 +191,9 @@ def train(
     """
     resolve_device(settings.device)  # before anything else: "cuda" on a machine without one is one clear error
     # paths are recorded absolute, so the run resumes from any working directory
-    settings = dataclasses.replace(settings, data=os.path.abspath(settings.data), model=_absolute_if_path(settings.model))
+    settings = dataclasses.replace(settings, data=os.path.abspath(settings.data), model=_absolute_if_path(settings.model),
+                                   **{k: _recorded(k, getattr(settings, k)) for k in ("distill_vocab", "replay")})
+    distill_weight = check_tuning(settings)
     check_memory(settings.imgsz * settings.imgsz, batch=settings.batch, device=resolve_device(settings.device))
     run = Path(settings.out)
     check_output_dir(run, what="run folder", owned=_is_run_folder, fix="pass another --out")
@@ -195,23 +214,43 @@ def train(
     train_split = load_split(data, "train", strict=settings.strict_data)
     val_split = load_split(data, settings.val_split, strict=settings.strict_data) if settings.val_split in data.splits else None
     records = list(train_split.records)
-    if settings.grounding:
+    prompt_tuning = settings.tune == "prompts"
+    if settings.grounding and not prompt_tuning:  # prompt tuning learns the dataset's classes, not phrases
         for source in data.grounding:
             records += load_grounding(source, strict=settings.strict_data)
     class_prompts = _class_prompts(train_split, data.texts)
+    replay_split = replay_prompts = None
+    if settings.replay is not None:
+        base = load_dataset_config(settings.replay)
+        replay_split = load_split(base, "train", strict=settings.strict_data)
+        replay_prompts = _class_prompts(replay_split, base.texts)
 
-    # model and the frozen text table: every prompt and phrase, encoded once (through the cache)
-    model = _build_model(settings)
+    # model, what trains, and the frozen text table: every prompt and phrase, encoded once (through the cache)
+    model = _build_model(settings).to(device)
     if model.text_encoder is None:
         raise ConfigError("the model has no text encoder, so it cannot be trained on text prompts")
-    prompts = list(dict.fromkeys([p for ps in class_prompts for p in ps] + [p for r in records if r.phrases for p in r.phrases]))
-    table = model.text_encoder.encode(prompts, device=device).to(device)  # (P, D), L2-normalised
+    dataset_classes = {n: list(ps) for n, ps in zip(train_split.names, class_prompts)}
+    # the teacher is the starting model as loaded, whatever a resumed run's weights are now
+    distiller = build_distiller(model, dataset_classes, weight=distill_weight, explicit=settings.distill is not None,
+                                vocab_file=settings.distill_vocab)  # fmt: skip
+    start_tuned = model.tuned
+    if not prompt_tuning and model.tuned is not None:  # the dataset's names train with their text embeddings
+        model.tuned = model.tuned.without(train_split.names)
+    model.set_classes(dataset_classes)  # the saved vocabulary (prompt tuning: its starting point)
+    tuner = Tuner(model, settings.tune, settings.freeze)
+    if prompt_tuning:  # one row per class, the class name its only prompt: the rows are the tuned embeddings
+        class_prompts = [(n,) for n in train_split.names]
+        prompts = list(train_split.names)
+    else:
+        prompts = [p for ps in class_prompts + (replay_prompts or []) for p in ps]
+        prompts = list(dict.fromkeys(prompts + [p for r in records if r.phrases for p in r.phrases]))
+    # (P, D), L2-normalised; prompt tuning scores its own rows instead (Tuner.table)
+    table = model.class_embeddings.detach() if prompt_tuning else model.text_encoder.encode(prompts, device=device)
+    table = table.to(device)
     if world > 1:  # every process must score against the same embeddings (a random-weight tower differs per rank)
-        dist.broadcast(table, 0)
+        for tensor in (table, *([distiller.embeddings] if distiller else []), *tuner.parameters()):
+            dist.broadcast(tensor.data, 0)
     prompt_index = {p: i for i, p in enumerate(prompts)}
-    model.set_classes({n: list(ps) for n, ps in zip(train_split.names, class_prompts)})  # the saved vocabulary
-    model.to(device)
-    frozen = _freeze(model, settings.freeze)
 
     dataset = TrainingSet(records, class_prompts, prompt_index, imgsz=settings.imgsz, augment=settings.augment,
                           max_vocab=settings.max_vocab, seed=settings.seed, cache_mb=settings.cache_mb)  # fmt: skip
@@ -226,16 +265,26 @@ def train(
         drop_last=len(dataset) >= 2 * per_process, pin_memory=device.type == "cuda",
         persistent_workers=settings.workers > 0, generator=torch.Generator().manual_seed(settings.seed),
     )  # fmt: skip
+    replay = None
+    if replay_split is not None:  # the base dataset's images, with its own classes as negatives
+        base_set = TrainingSet(replay_split.records, replay_prompts, prompt_index, imgsz=settings.imgsz,
+                               augment=settings.augment, max_vocab=settings.max_vocab, seed=settings.seed + 1,
+                               cache_mb=settings.cache_mb)  # fmt: skip
+        replay = Replay(base_set, per_process, workers=settings.workers, seed=settings.seed + 1 + rank)
     accumulate = max(round(settings.nbs / (per_process * world)), 1)
     weight_decay = settings.weight_decay * per_process * world * accumulate / settings.nbs
+    groups = _param_groups(model, weight_decay)
+    groups.append({"params": tuner.parameters(), "weight_decay": 0.0})  # prompt embeddings: no decay
+    groups = [g for g in groups if g["params"]]
+    trained = [p for g in groups for p in g["params"]]
     optimizer = (
-        torch.optim.AdamW(_param_groups(model, weight_decay), lr=settings.lr0, betas=(settings.momentum, 0.999))
+        torch.optim.AdamW(groups, lr=settings.lr0, betas=(settings.momentum, 0.999))
         if settings.optimizer == "AdamW"
-        else torch.optim.SGD(_param_groups(model, weight_decay), lr=settings.lr0, momentum=settings.momentum, nesterov=True)
+        else torch.optim.SGD(groups, lr=settings.lr0, momentum=settings.momentum, nesterov=True)
     )
     for group in optimizer.param_groups:
         group["initial_lr"] = settings.lr0
-    ema = ModelEMA(model, settings.ema_decay, settings.ema_tau)
+    ema = ModelEMA(model, settings.ema_decay, settings.ema_tau, averaged=tuner.trained_keys)
     criterion = DetectionLoss(model.config.head.reg_max, settings.loss).to(device)
     use_amp = settings.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -245,6 +294,8 @@ def train(
         model.load_state_dict(resume_tensors["model"])
         ema.state = {k: v.to(device) for k, v in resume_tensors["ema"].items()}
         ema.updates = resume_meta["ema_updates"]
+        if tuner.prompts is not None:
+            tuner.prompts.load_state_dict(resume_tensors["tune"])
         optimizer.load_state_dict(optimizer_state(resume_tensors["optimizer"], resume_meta["optimizer"]))
         set_rng_state(resume_tensors["rng"], resume_meta["rng"])
         start_epoch, history = resume_meta["epoch"] + 1, resume_meta["history"]
@@ -257,9 +308,10 @@ def train(
             write_marker(run, "train")
         atomic_write_text(run / "settings.yaml", yaml.safe_dump(settings.to_dict(), sort_keys=False))
         _write_metrics(run, history)  # drops rows of epochs that finished after last/ was written
+    # prompt tuning trains no module weight, which DDP refuses to wrap: its gradients are averaged by hand below
     ddp = (
         nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if world > 1 else model
+        if world > 1 and not prompt_tuning else model
     )  # fmt: skip
     eval_model = build_detector(model.config, text_encoder=model.text_encoder) if main_process else None
 
@@ -269,12 +321,12 @@ def train(
         t0 = time.time()
         dataset.set_epoch(epoch, mosaic=epoch < settings.epochs - settings.close_mosaic)
         sampler.set_epoch(epoch)
-        model.train()
-        for module in frozen:
-            module.eval()
+        tuner.train_mode(model)  # frozen parts and held BatchNorms stay in eval mode
+        if replay is not None:
+            replay.mosaic = epoch < settings.epochs - settings.close_mosaic
         # ultralytics' rule: at least 100 warm-up iterations, none when warmup_epochs is 0
         warmup_iters = max(round(settings.warmup_epochs * len(loader)), 100) if settings.warmup_epochs > 0 else 0
-        sums = {"box": 0.0, "cls": 0.0, "dfl": 0.0}
+        sums = {"box": 0.0, "cls": 0.0, "dfl": 0.0, "distill": 0.0}
         from tqdm import tqdm
 
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not (progress and main_process))
@@ -286,17 +338,29 @@ def train(
                 factor *= step / warmup_iters
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr0 * factor
+            if replay is not None:
+                batch = join_batches(batch, replay.next())
             images = batch.images.to(device, non_blocking=True).float().div_(255)
-            text = table[batch.prompts.to(device)]  # (B, K, D)
-            mask = batch.mask.to(device)
+            text = tuner.table(table)[batch.prompts.to(device)]  # (B, K, D)
+            mask, targets, k = batch.mask.to(device), batch.targets.to(device), text.shape[1]
             with torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext():
-                out = ddp(images, text)
                 gain = one2many_gain(epoch, settings.epochs)  # end-to-end heads (YOLO26) only
-                loss, items = criterion(out, batch.targets.to(device), mask, one2many_gain=gain)
+                if distiller is None:
+                    loss, items = criterion(ddp(images, text), targets, mask, one2many_gain=gain)
+                else:  # the distilled names ride along in the same forward pass, after each image's vocabulary
+                    text = distiller.extend(text)
+                    out, kept = split_vocabulary(ddp(images, text), k)
+                    loss, items = criterion(out, targets, mask, one2many_gain=gain)
+                    extra, items["distill"] = distiller.loss(images, text, kept, targets, k, one2many_gain=gain)
+                    loss = loss + extra
             scaler.scale(loss).backward()
             if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+                if world > 1 and prompt_tuning:  # no DDP to average them: the prompt gradients, by hand
+                    for p in trained:
+                        dist.all_reduce(p.grad)
+                        p.grad /= world
                 scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                nn.utils.clip_grad_norm_(trained, settings.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
@@ -308,15 +372,17 @@ def train(
                 sums[k] += float(v)
             bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in sums.items()}, refresh=False)
         n = max(len(loader), 1)
-        losses = torch.tensor([sums["box"] / n, sums["cls"] / n, sums["dfl"] / n], device=device)
+        losses = torch.tensor([sums[k] / n for k in ("box", "cls", "dfl", "distill")], device=device)
         if world > 1:
             dist.all_reduce(losses)
             losses /= world
         if main_process:
             row: dict[str, Any] = {"epoch": epoch + 1, "box": round(float(losses[0]), 5), "cls": round(float(losses[1]), 5),
                                    "dfl": round(float(losses[2]), 5), "lr": optimizer.param_groups[0]["lr"]}  # fmt: skip
+            if distiller is not None:
+                row["distill"] = round(float(losses[3]), 5)
             ema.copy_to(eval_model)
-            eval_model.set_vocabulary(model.vocabulary)
+            tuner.install_vocabulary(eval_model, model.vocabulary, start_tuned)
             last_epoch = epoch + 1 == settings.epochs
             fitness = None
             if val_split is not None and ((epoch + 1) % settings.val_interval == 0 or last_epoch):
@@ -331,15 +397,17 @@ def train(
                     "history": history, "settings": settings.to_dict()}  # fmt: skip
             metadata = {"training": {"run": str(run), "epoch": epoch + 1, "metrics": row}}
             save_detector(eval_model, run / "last", metadata=metadata, extra=lambda tmp: write_train_state(
-                tmp, model_state=model.state_dict(), ema_state=ema.state, optimizer=optimizer, info=info))
+                tmp, model_state=model.state_dict(), ema_state=ema.state, optimizer=optimizer, info=info,
+                tune_state=tuner.prompts.state_dict() if tuner.prompts is not None else None))
             if improved or (val_split is None and last_epoch):
                 save_detector(eval_model, run / "best", metadata=metadata)
             _write_metrics(run, history)
             _plot(run, history)
+            distilled = f" distill {row['distill']:.4f}" if "distill" in row else ""
             logger.info(
-                "epoch %d/%d: loss box %.4f cls %.4f dfl %.4f%s (%.0f s)", epoch + 1, settings.epochs, row["box"],
-                row["cls"], row["dfl"], f" | val AP50 {_fmt(row['AP50'])} AP {_fmt(row['AP'])}" if "AP" in row else "",
-                row["seconds"],
+                "epoch %d/%d: loss box %.4f cls %.4f dfl %.4f%s%s (%.0f s)", epoch + 1, settings.epochs, row["box"],
+                row["cls"], row["dfl"], distilled,
+                f" | val AP50 {_fmt(row['AP50'])} AP {_fmt(row['AP'])}" if "AP" in row else "", row["seconds"],
             )  # fmt: skip
         if world > 1:
             dist.barrier()

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import FusedModelError, VocabularyError
 from ..results import Result
 from ..text.encoder import TextEncoder
+from ..text.tuned import TunedEmbeddings, vocabulary_with_tuned
 from ..text.vocabulary import ClassSpec, Vocabulary
 from .config import ModelConfig
 from .fast import InferenceCopy
@@ -76,6 +77,8 @@ class OVDetector(nn.Module, Predictor):
         self.config = config
         self.text_encoder = text_encoder
         self.metadata: dict[str, Any] = {}  # provenance etc., saved in config.json
+        # class embeddings learnt by prompt tuning (ovdet.engine.tune); set_classes uses them for their names
+        self.tuned: TunedEmbeddings | None = None
         self.register_buffer("class_embeddings", torch.zeros(0, head.embed_dim))
         # rows already in a YOLOE head's projected space (visual prompts); saved with the vocabulary in config.json
         self.register_buffer("class_projected", torch.zeros(0, dtype=torch.bool), persistent=False)
@@ -179,7 +182,9 @@ class OVDetector(nn.Module, Predictor):
         Args:
             classes: Class names, or a dict name → prompts (synonyms, templates, and
                 :class:`~ovdet.prompts.VisualPrompt` example boxes, mixed freely); a class with several prompts is
-                embedded as their re-normalised mean (see :mod:`ovdet.model.visual` for visual prompts).
+                embedded as their re-normalised mean (see :mod:`ovdet.model.visual` for visual prompts). A name with
+                a tuned embedding (:attr:`tuned`, from prompt tuning) takes that instead of its text prompts
+                (:mod:`ovdet.text.tuned`).
             embeddings: Optional ``(len(classes), D)`` array or tensor used instead of the text encoder.
             imgsz: The size visual prompts' reference images are read at (default: the model's; given, it also reads
                 again a class kept from the current vocabulary that was read at another size).
@@ -200,7 +205,7 @@ class OVDetector(nn.Module, Predictor):
         elif self.text_encoder is None:
             raise VocabularyError("this model has no text encoder; pass embeddings=... to set_classes")
         else:
-            vocab = Vocabulary.from_classes(classes, self.text_encoder, device=self.device)
+            vocab = vocabulary_with_tuned(classes, self.text_encoder, self.tuned, device=self.device)
         self.set_vocabulary(vocab)
         return self
 

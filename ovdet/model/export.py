@@ -286,6 +286,9 @@ def export_onnx(
             info["inputs"]["class_projected"] = "(K,) bool, rows already in the projected space (visual prompts)"
         if model.names:  # the current classes come along as defaults: predict works before any set_classes
             info["embeddings"] = encode_embeddings(model.vocabulary.embeddings)
+        tuned = getattr(model, "tuned", None)
+        if tuned is not None and len(tuned):  # prompt-tuned vectors: OnnxDetector.set_classes uses them by name
+            info["tuned"] = {"names": list(tuned.names), "embeddings": encode_embeddings(tuned.embeddings)}
     if int8:
         from .quantize import quantize_int8
 

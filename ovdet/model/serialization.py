@@ -5,7 +5,9 @@ when the text encoder cannot be re-created from its spec alone (random weights, 
 local file), its text tower under ``text_tower.``. ``config.json`` holds the format version, the architecture, the
 text encoder (spec, identity key, dimension, and the open_clip config of a carried tower), the vocabulary names and
 prompts (a visual prompt as its record: image path, size, pixel hash and boxes; see :mod:`ovdet.prompts`) and which
-rows are already in a YOLOE model's projected space (``projected``), the preprocessing and free-form metadata. The folder is written to a temporary sibling and swapped in.
+rows are already in a YOLOE model's projected space (``projected``), the preprocessing and free-form metadata.
+Embeddings learnt by prompt tuning (``model.tuned``) travel as the tensor ``tuned_embeddings`` beside the state dict,
+their names as ``vocabulary.tuned`` in ``config.json``. The folder is written to a temporary sibling and swapped in.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..errors import CheckpointError, ConfigError, VocabularyError
 from ..fileio import atomic_folder, save_safetensors
 from ..prompts import prompt_from_json, prompt_to_json
 from ..text.encoder import TextEncoder
+from ..text.tuned import TunedEmbeddings
 from ..text.vocabulary import Vocabulary
 from .config import ModelConfig
 
@@ -32,6 +37,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 _TOWER_PREFIX = "text_tower."
+_TUNED_KEY = "tuned_embeddings"  # not in the state dict: a model without a table loads every older folder as before
 # what ovdet itself puts in a model folder besides the model: training's resume state, the packaged default model's
 # metrics and world description; a folder with anything else in it holds the user's files and is never replaced
 _OWN_EXTRAS = {"train_state.safetensors", "train_state.json", "metrics.json", "world.json"}
@@ -95,16 +101,21 @@ def save_detector(
             text_info["open_clip_config"] = encoder.model_config
             text_info["tokenizer"] = encoder.tokenizer_name
             tensors.update({_TOWER_PREFIX + k: v for k, v in encoder.carried_state().items()})
+    vocabulary: dict[str, Any] = {
+        "names": model.names,
+        "prompts": [[prompt_to_json(p) for p in ps] for ps in model.prompts.values()],
+        "projected": [bool(x) for x in model.vocabulary.projected],
+    }
+    tuned = getattr(model, "tuned", None)
+    if tuned is not None and len(tuned):
+        tensors[_TUNED_KEY] = torch.from_numpy(tuned.embeddings.copy())
+        vocabulary["tuned"] = list(tuned.names)
     config = {
         "format_version": FORMAT_VERSION,
         "ovdet_version": _version(),
         "model": model.config.to_dict(),
         "text_encoder": text_info,
-        "vocabulary": {
-            "names": model.names,
-            "prompts": [[prompt_to_json(p) for p in ps] for ps in model.prompts.values()],
-            "projected": [bool(x) for x in model.vocabulary.projected],
-        },
+        "vocabulary": vocabulary,
         "preprocess": {"letterbox": "ultralytics", "pad_value": 114, "stride": model.stride, "input": "RGB / 255"},
         "metadata": {**getattr(model, "metadata", {}), **(metadata or {})},
     }
@@ -171,6 +182,7 @@ def load_detector(folder: str | os.PathLike, *, device: str = "cpu") -> OVDetect
         raise CheckpointError(f"cannot read {folder / WEIGHTS_FILE}: {e}") from e
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}  # float16 storage → fp32
     tower = {k[len(_TOWER_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(_TOWER_PREFIX)}
+    tuned_rows = tensors.pop(_TUNED_KEY, None)
 
     text_info = config.get("text_encoder")
     encoder = None
@@ -202,5 +214,11 @@ def load_detector(folder: str | os.PathLike, *, device: str = "cpu") -> OVDetect
         except VocabularyError as e:
             raise CheckpointError(f"{folder / CONFIG_FILE} has an invalid vocabulary: {e}") from e
         model.set_vocabulary(Vocabulary(tuple(names), prompts, model.class_embeddings, vocab.get("projected")))
+    tuned_names = vocab.get("tuned") or []
+    if tuned_rows is not None or tuned_names:
+        try:
+            model.tuned = TunedEmbeddings(tuple(tuned_names), tuned_rows.numpy() if tuned_rows is not None else None)
+        except VocabularyError as e:
+            raise CheckpointError(f"{folder}: its tuned embeddings do not match their names: {e}") from e
     model.metadata = dict(config.get("metadata") or {})
     return model.to(device).eval()

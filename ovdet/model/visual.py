@@ -249,7 +249,10 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     current = model.vocabulary if model.names else Vocabulary((), (), np.zeros((0, model.embed_dim)))
     # kept as they are, or, for an imgsz asked for, only if read at that size
     reuse = reusable_rows(current.prompts, prompts, imgsz=None if imgsz is None else size)
-    texts = sorted({t for k, ps in enumerate(prompts) if k not in reuse for t in ps if isinstance(t, str)})
+    # a prompt-tuned name (ovdet.text.tuned) takes its tuned vector in place of its text prompts
+    tuned = {k: v for k in range(len(names)) if model.tuned is not None and (v := model.tuned.get(names[k])) is not None}
+    texts = sorted({t for k, ps in enumerate(prompts) if k not in reuse and k not in tuned for t in ps
+                    if isinstance(t, str)})  # fmt: skip
     text_rows: dict[str, np.ndarray] = {}
     if texts:
         if model.text_encoder is None:
@@ -268,7 +271,10 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
                 rows.append(current.embeddings[reuse[k]])
                 flags.append(bool(current.projected[reuse[k]]))
                 continue
-            text = np.array([text_rows[t] for t in class_prompts if isinstance(t, str)], np.float32)
+            if k in tuned:
+                text = tuned[k][None]
+            else:
+                text = np.array([text_rows[t] for t in class_prompts if isinstance(t, str)], np.float32)
             text = text.reshape(-1, model.embed_dim)  # (T, D), T may be 0
             visual = [_rows(model, p, size, per_box=False, name=names[k]) for p in class_prompts if is_visual(p)]
             if not visual:

@@ -23,6 +23,7 @@ from ..errors import CheckpointError, VocabularyError
 from ..prompts import is_visual, prompt_from_json, reusable_rows
 from ..results import Result
 from ..text.cache import DEFAULT_CACHE
+from ..text.tuned import TunedEmbeddings, vocabulary_with_tuned
 from ..text.vocabulary import ClassSpec, Vocabulary, normalize_classes
 from .letterbox import letterbox_batch
 from .postprocess import results_from_outputs
@@ -112,6 +113,10 @@ class OnnxDetector(Predictor):
         self._embeddings: np.ndarray | None = None
         if self.vocabulary_mode == "runtime" and info.get("embeddings"):
             self._embeddings = decode_embeddings(info["embeddings"], self.embed_dim)
+        self.tuned: TunedEmbeddings | None = None  # prompt-tuned vectors by class name (ovdet.text.tuned)
+        if self.vocabulary_mode == "runtime" and info.get("tuned"):
+            tuned = info["tuned"]
+            self.tuned = TunedEmbeddings(tuple(tuned["names"]), decode_embeddings(tuned["embeddings"], self.embed_dim))
         if text_encoder is not None and self.vocabulary_mode == "runtime":
             self.text_encoder  # noqa: B018 (load now: a wrong file fails here, not at the first set_classes)
         elif text_encoder is not None:
@@ -191,7 +196,8 @@ class OnnxDetector(Predictor):
         return self
 
     def _vocabulary_from_classes(self, classes: ClassSpec) -> Vocabulary:
-        """Text classes through the text encoder; classes with visual prompts only where this export carries them."""
+        """Text classes through the text encoder (or the tuned table); classes with visual prompts only where this
+        export carries them."""
         names, prompts = normalize_classes(classes)
         reuse = reusable_rows(self._prompts, prompts)
         new = [names[k] for k, p in enumerate(prompts) if k not in reuse and any(map(is_visual, p))]
@@ -204,8 +210,8 @@ class OnnxDetector(Predictor):
         text = {k: p for k, p in enumerate(prompts) if k not in reuse}
         rows = np.zeros((len(names), self.embed_dim), np.float32)
         projected = np.zeros(len(names), bool)
-        if text:
-            encoded = Vocabulary.from_classes({names[k]: list(p) for k, p in text.items()}, self.text_encoder)
+        if text:  # tuned names (prompt tuning) take their tuned vectors, other names the text encoder
+            encoded = vocabulary_with_tuned({names[k]: list(p) for k, p in text.items()}, self.text_encoder, self.tuned)
             rows[list(text)] = encoded.embeddings
         for k, j in reuse.items():
             rows[k], projected[k] = self._embeddings[j], self._projected[j]

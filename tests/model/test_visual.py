@@ -187,3 +187,26 @@ def test_visual_classes_save_load_fuse_and_export(model, tmp_path):
     runtime.set_classes({"blue ring": runtime.prompts["thing"]})  # a class renamed: its examples are embedded already
     renamed = runtime.predict(SCENE_B.image, conf=0.25)[0]
     assert renamed.labels == ["blue ring"] and renamed.scores[0] == found.scores[found.labels.index("thing")]
+
+
+def test_prompt_tuned_names_keep_their_vectors_beside_visual_classes(model):
+    """A name with a prompt-tuned vector (ovdet train --tune prompts) takes it in place of its text prompts whether the
+    vocabulary also has classes given by example or not, and a class mixing both averages the tuned vector with the
+    examples as it would the text's."""
+    from ovdet.text.tuned import TunedEmbeddings
+
+    rng = np.random.default_rng(0)
+    learnt = rng.normal(size=(1, model.embed_dim)).astype(np.float32)
+    model.tuned = TunedEmbeddings(("red circle",), learnt)
+    vec = model.tuned.get("red circle")
+    ring = VisualPrompt(SCENE_A.image, [RING_A])
+    model.set_classes({"Red Circle": ["red circle"], "ring": ring, "star": ["yellow star"]})
+    np.testing.assert_array_equal(model.vocabulary.embeddings[0], vec)
+    text = model.text_encoder.encode(["yellow star"]).numpy()[0]
+    np.testing.assert_allclose(model.vocabulary.embeddings[2], text, atol=1e-6)  # untuned names: the encoder
+    model.set_classes({"red circle": ["red circle", ring]})
+    (e_ring,) = model.embed_visual(SCENE_A.image, [RING_A])
+    expected = (vec + e_ring) / np.linalg.norm(vec + e_ring)
+    np.testing.assert_allclose(model.vocabulary.embeddings[0], expected, atol=1e-5)
+    model.set_classes(["red circle", "yellow star"])  # text only: the same vector through the text path
+    np.testing.assert_array_equal(model.vocabulary.embeddings[0], vec)

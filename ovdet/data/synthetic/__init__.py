@@ -17,13 +17,14 @@ from .captions import make_caption, mentions_pair, object_caption
 from .crops import Crop, crop_boxes, render_crop, render_crops, scene_crops
 from .dataset import SPLITS, check_no_held_out, write_dataset
 from .draw import BACKGROUND_KINDS, SHAPE_NAMES, ShapeSpec, rasterize, render_background, sample_shape_spec
-from .scene import Painted, Scene, SceneConfig, SceneObject, compose, render_scene
+from .scene import LIGHTING, Painted, Scene, SceneConfig, SceneObject, apply_lighting, compose, render_scene
 from .world import DEFAULT_WORLD, World, diagonal_held_out
 
 __all__ = [
     "BACKGROUND_KINDS",
     "Crop",
     "DEFAULT_WORLD",
+    "LIGHTING",
     "Painted",
     "SHAPE_NAMES",
     "SPLITS",
@@ -32,6 +33,7 @@ __all__ = [
     "SceneObject",
     "ShapeSpec",
     "World",
+    "apply_lighting",
     "check_no_held_out",
     "compose",
     "crop_boxes",

@@ -21,7 +21,19 @@ from .captions import make_caption
 from .draw import BACKGROUND_KINDS, ShapeSpec, rasterize, render_background, sample_shape_spec
 from .world import BGR, Pair, World
 
-__all__ = ["SceneConfig", "SceneObject", "Scene", "Painted", "compose", "render_scene", "jitter_color"]
+__all__ = ["LIGHTING", "SceneConfig", "SceneObject", "Scene", "Painted", "apply_lighting", "compose", "render_scene",
+           "jitter_color"]
+
+# How a scene is lit. "neutral": as the colours are defined (the bundled default model's world). "tungsten": dim, warm
+# light, as a 3200 K tungsten lamp (photography's "tungsten" white point) looks to a camera white-balanced for
+# daylight: the blackbody's sRGB colour at 3200 K is about (255, 187, 120) against daylight's white (Mitchell
+# Charity's blackbody colour table), so red passes, green is cut to ~3/4 and blue to ~1/2; overall 60-90 % of the
+# light, falling off away from the lamp. A style the default model never trained on (its AP50 drops from 0.97 to about
+# 0.63): white turns orange, blue turns dark, yellow and orange move closer.
+LIGHTING = ("neutral", "tungsten")
+_TUNGSTEN_BGR = np.array([120, 187, 255], np.float32) / 255.0
+_TUNGSTEN_LEVEL = (0.6, 0.9)
+_TUNGSTEN_FALLOFF = 0.3
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class SceneConfig:
         noise: Probability of Gaussian pixel noise (sigma 2–8).
         jpeg_quality: JPEG re-encoding quality range, or ``None`` for lossless images (written as PNG).
         tries: Placement attempts per object.
+        lighting: One of ``LIGHTING`` (see there): ``"neutral"`` (default) or ``"tungsten"`` (dim warm light).
     """
 
     long_side: tuple[int, int] = (192, 384)
@@ -59,6 +72,7 @@ class SceneConfig:
     noise: float = 0.3
     jpeg_quality: tuple[int, int] | None = (40, 95)
     tries: int = 20
+    lighting: str = "neutral"
 
     def __post_init__(self) -> None:
         for name in ("long_side", "aspect", "objects", "object_size", "jpeg_quality"):
@@ -74,6 +88,8 @@ class SceneConfig:
                 raise ConfigError(f"SceneConfig.{name} is a probability in [0, 1], got {getattr(self, name)}")
         if self.tries < 1 or self.min_contrast < 0:
             raise ConfigError("SceneConfig needs tries >= 1 and min_contrast >= 0")
+        if self.lighting not in LIGHTING:
+            raise ConfigError(f"unknown lighting {self.lighting!r}; choose from {', '.join(LIGHTING)}")
         unknown = set(self.backgrounds) - set(BACKGROUND_KINDS)
         if not self.backgrounds or unknown:
             raise ConfigError(f"unknown background kinds {sorted(unknown)}; choose from {', '.join(BACKGROUND_KINDS)}")
@@ -219,6 +235,27 @@ def jitter_color(color: BGR, rng: np.random.Generator) -> BGR:
     return tuple(int(v) for v in np.clip(np.rint(value), 0, 255))  # type: ignore[return-value]
 
 
+def apply_lighting(image: np.ndarray, lighting: str, rng: np.random.Generator) -> np.ndarray:
+    """``image`` (``(H, W, 3)`` BGR ``uint8``) under ``lighting`` (see ``LIGHTING``). ``"neutral"`` returns it as it is
+    and draws nothing from ``rng``, so neutral scenes are the same, pixel for pixel, as before lighting existed.
+
+    ``"tungsten"``: each channel scaled by the lamp's colour (±5 %), the whole by a level of 0.6-0.9, and by a
+    falloff ``1 - 0.3 (d / d_max)²`` from a random lamp position.
+    """
+    if lighting == "neutral":
+        return image
+    if lighting != "tungsten":
+        raise ConfigError(f"unknown lighting {lighting!r}; choose from {', '.join(LIGHTING)}")
+    h, w = image.shape[:2]
+    gains = _TUNGSTEN_BGR * rng.uniform(0.95, 1.05, 3).astype(np.float32) * np.float32(rng.uniform(*_TUNGSTEN_LEVEL))
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    d2 = (xs - cx) ** 2 + (ys - cy) ** 2
+    falloff = 1.0 - _TUNGSTEN_FALLOFF * d2 / max(float(d2.max()), 1.0)
+    lit = image.astype(np.float32) * gains * falloff[..., None]
+    return np.clip(np.rint(lit), 0, 255).astype(np.uint8)
+
+
 def _degrade(image: np.ndarray, rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndarray, bytes | None]:
     if rng.uniform() < config.noise:
         noisy = image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(rng.uniform(2, 8))
@@ -314,5 +351,5 @@ def render_scene(
         SceneObject(pair[0], pair[1], v.box, v.area, round(v.visible, 4), spans[i], size)
         for i, ((pair, size), v) in enumerate(zip(placed, visible))
     )
-    image, jpeg = _degrade(composer.image(), rng, config)
+    image, jpeg = _degrade(apply_lighting(composer.image(), config.lighting, rng), rng, config)
     return Scene(image, scene_objects, caption, kind, jpeg)

@@ -97,3 +97,24 @@ def test_bad_pairs_and_config():
         SceneConfig(long_side=(300, 200))
     with pytest.raises(ConfigError, match="background"):
         SceneConfig(backgrounds=("marble",))
+
+
+def test_tungsten_light_is_dim_and_warm_and_neutral_scenes_are_unchanged():
+    from ovdet.data.synthetic import apply_lighting
+
+    neutral = render_scene(DEFAULT_WORLD, 3, config=CLEAN)
+    same = render_scene(DEFAULT_WORLD, 3, config=SceneConfig(long_side=(96, 160), blur=0.0, noise=0.0,
+                                                             jpeg_quality=None, lighting="neutral"))  # fmt: skip
+    np.testing.assert_array_equal(same.image, neutral.image)  # the default world is untouched
+    warm = render_scene(DEFAULT_WORLD, 3, config=SceneConfig(long_side=(96, 160), blur=0.0, noise=0.0,
+                                                             jpeg_quality=None, lighting="tungsten"))  # fmt: skip
+    assert warm.objects == neutral.objects  # the same scene, in another light
+    b, g, r = neutral.image.reshape(-1, 3).astype(float).mean(0)
+    wb, wg, wr = warm.image.reshape(-1, 3).astype(float).mean(0)
+    # channel gains (120, 187, 255) / 255 times 0.95-1.05 each: blue/red at most 0.52, green/red at most 0.81 of
+    # what they were; red at most 0.9 x 1.05 of its level (a lamp level of 0.6-0.9 times a falloff <= 1)
+    assert wr < 0.95 * r and wb / wr < 0.55 * b / r and wg / wr < 0.85 * g / r
+    white = apply_lighting(np.full((40, 40, 3), 255, np.uint8), "tungsten", np.random.default_rng(0))
+    assert (white[..., 2] > white[..., 1]).all() and (white[..., 1] > white[..., 0]).all()  # white turns orange
+    with pytest.raises(ConfigError, match="lighting"):
+        SceneConfig(lighting="sodium")
