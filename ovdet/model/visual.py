@@ -286,7 +286,11 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
             rows.append(np.concatenate([text, torch.cat(visual).cpu().numpy()]).mean(0))
             flags.append(projected_space)
     embeddings = np.stack(rows).astype(np.float32)
-    embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    # rows kept from the current vocabulary are already unit length; normalising them again could move their last bit
+    # (the norm's rounding depends on the CPU's vector width), so a renamed class would not keep its exact vector
+    fresh = np.array([k not in reuse for k in range(len(rows))], bool)
+    embeddings[fresh] /= np.maximum(np.linalg.norm(embeddings[fresh], axis=1, keepdims=True), 1e-12)
+
     def keep(p: Any) -> Any:  # what the model keeps of a prompt it read: its record, with the size it read it at
         return p.without_pixels(imgsz=size) if is_visual(p) else p
 
