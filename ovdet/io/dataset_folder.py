@@ -114,6 +114,7 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
     there = out / "images" / ("val" if split == "train" else "train") / record.name
     if record.stored:  # pixels ovdet wrote: move them if they were written into the other split
         if not here.exists() and there.exists():
+            here.parent.mkdir(parents=True, exist_ok=True)  # frames of one video alone: no image made `val` yet
             os.replace(there, here)
         return
     _remove(there)
