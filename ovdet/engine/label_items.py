@@ -8,7 +8,8 @@
   folder is not read back as new images on the next run.
 - **Names never clash.** An image's output name is its path below the folder given, with ``/`` written ``__``
   (``site_a/cam1/0001.jpg`` → ``site_a__cam1__0001.jpg``); a name taken already (equal stems, ignoring case, since a
-  YOLO label file is named by the stem) gets ``_1``, ``_2``... A video frame is ``<video>_<frame:06d>.png``.
+  YOLO label file is named by the stem) gets ``_1``, ``_2``... A video frame is ``<video>_<frame:06d>.png``, and
+  no image is given a name a frame could have (``clip_000012.jpg`` beside ``clip.mp4``: a label file each).
 - **Kept pixels.** Frames, and images in formats other tools do not read (``.jp2``, ``.pbm``, ``.pgm``, ``.ppm``;
   ultralytics reads jpg/jpeg/png/bmp/tif/tiff/webp), are written into the dataset as PNG — the exact pixels that were
   labelled — instead of being linked.
@@ -62,18 +63,45 @@ class LabelSources:
     searched: list[str]
 
 
-class _Names:
-    """Unique output names: equal stems (ignoring case) get ``_1``, ``_2``..."""
+def _frame_head(stem: str) -> str | None:
+    """``clip`` for a stem a frame of video ``clip`` could have (``clip_000012``: 6 digits or more), else ``None``."""
+    head, sep, tail = stem.rpartition("_")
+    return head if sep and len(tail) >= 6 and tail.isdigit() else None
 
-    def __init__(self, taken: Iterable[str] = ()):
-        self.stems = {Path(n).stem.casefold() for n in taken}
+
+class _Names:
+    """Unique output names: equal stems (ignoring case) get ``_1``, ``_2``... A video claims a prefix, its frames
+    being ``<prefix>_<frame>``: an image never takes a stem one of them could have (``clip_000012.jpg`` beside
+    ``clip.mp4``), nor a video a prefix whose frame names an image has."""
+
+    def __init__(self, taken: Iterable[str] = (), prefixes: Iterable[str] = ()):
+        self.stems: set[str] = set()
+        self.heads: set[str] = set()  # X of every stem X_<digits>: prefixes a video cannot take
+        self.prefixes = {p.casefold() for p in prefixes}
+        for name in taken:
+            self._add(Path(name).stem.casefold())
+
+    def _add(self, stem: str) -> None:
+        self.stems.add(stem)
+        head = _frame_head(stem)
+        if head is not None:
+            self.heads.add(head)
 
     def claim(self, stem: str, suffix: str) -> str:
+        """A unique name for an image: ``stem`` (or ``stem_1``...) + ``suffix``."""
         candidate, i = stem, 1
-        while candidate.casefold() in self.stems:
+        while candidate.casefold() in self.stems or _frame_head(candidate.casefold()) in self.prefixes:
             candidate, i = f"{stem}_{i}", i + 1
-        self.stems.add(candidate.casefold())
+        self._add(candidate.casefold())
         return candidate + suffix
+
+    def claim_prefix(self, stem: str) -> str:
+        """A unique prefix for a video's frame names."""
+        candidate, i = stem, 1
+        while (key := candidate.casefold()) in self.stems or key in self.heads or key in self.prefixes:
+            candidate, i = f"{stem}_{i}", i + 1
+        self.prefixes.add(candidate.casefold())
+        return candidate
 
 
 def _inside(path: str, folder: str | None) -> bool:
@@ -129,8 +157,8 @@ def find_sources(
         raise SourceError("no source given; pass image files, folders, glob patterns or videos")
     known = known or {}
     skip = os.path.realpath(exclude) if exclude is not None else None
-    names = _Names(known.values())
     prefixes = {key.partition("#frame=")[0]: name.rpartition("_")[0] for key, name in known.items() if "#frame=" in key}
+    names = _Names(known.values(), prefixes.values())
     images: list[LabelItem] = []
     videos: list[tuple[str, str]] = []
     searched: list[str] = []
@@ -147,7 +175,7 @@ def find_sources(
             seen.add(real)
             stem = "__".join(Path(relative).with_suffix("").parts) or Path(file).stem
             if suffix in VIDEO_SUFFIXES:
-                videos.append((real, prefixes.get(real) or names.claim(stem, "")))
+                videos.append((real, prefixes.get(real) or names.claim_prefix(stem)))
                 continue
             store = suffix not in LINKABLE_SUFFIXES
             name = known.get(real) or names.claim(stem, ".png" if store else Path(file).suffix)

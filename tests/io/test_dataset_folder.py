@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import yaml
 
-from ovdet.io.dataset_folder import assign_splits, likely_split, write_dataset
+from ovdet.io.dataset_folder import assign_splits, group_of, likely_split, write_dataset
 from ovdet.io.label_formats import LabelRecord
 
 
@@ -31,6 +31,7 @@ def test_frames_of_a_video_stay_together():
     s = assign_splits(items, 0.8, 0)
     straddling = [v for v in range(20) if len({s[f"clip{v}_{f:06d}.png"] for f in range(5)}) > 1]
     assert len(straddling) <= 1  # only the video at the boundary can be cut
+    assert group_of("clip_1000000.png", 1000000) == group_of("clip_000000.png", 0) == "clip"  # past 6 digits too
 
 
 def _rec(source, name, stored=False, frame=None):
