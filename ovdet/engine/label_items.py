@@ -1,9 +1,11 @@
 """What ``ovdet label`` reads: image files, folders (recursively), globs and videos, each image named once.
 
-- **Found, or one clear error.** Folders are searched recursively for every image type ``ovdet predict`` reads
-  (:data:`ovdet.images.IMAGE_SUFFIXES`) and every video type (:data:`ovdet.images.VIDEO_SUFFIXES`), suffixes in any
-  case (``IMG_01.JPG``). Finding nothing is a :class:`~ovdet.errors.SourceError` naming what was searched and for
-  which suffixes — never a run that silently labels zero images (autodistill #20, #181).
+- **Found, or one clear error.** Folders are searched recursively (into linked folders too) for every image type
+  ``ovdet predict`` reads (:data:`ovdet.images.IMAGE_SUFFIXES`) and every video type
+  (:data:`ovdet.images.VIDEO_SUFFIXES`), suffixes in any case (``IMG_01.JPG``). A source in which nothing is found
+  is a :class:`~ovdet.errors.SourceError` naming what was searched and for which suffixes — never a run that
+  silently labels zero images, or fewer than asked (autodistill #20, #181). A path that exists is that file or
+  folder, even if it looks like a glob (``photos [1]/``).
 - **Outputs are not inputs.** Files inside the output folder are left out, so a dataset written inside a source
   folder is not read back as new images on the next run.
 - **Names never clash.** An image's output name is its path below the folder given, with ``/`` written ``__``
@@ -114,6 +116,23 @@ def _glob_root(pattern: str) -> str:
     return str(Path(*literal)) if literal else "."
 
 
+def _walk(folder: Path) -> list[tuple[str, str]]:
+    """Every file below ``folder`` as ``(path, path relative to folder)``, following links to folders (each real
+    folder once, so a link to a parent ends) and keeping broken links (reading them fails, so they are reported)."""
+    files, visited = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
+        dirs.sort()
+        for name in names:
+            file = os.path.join(root, name)
+            files.append((file, os.path.relpath(file, folder)))
+    return files
+
+
 def _expand(source: str) -> tuple[list[tuple[str, str]], str]:
     """``(files as (path, name relative to the source), description of what was searched)``."""
     if source.startswith(("http://", "https://", "rtsp://", "rtmp://")):
@@ -121,9 +140,8 @@ def _expand(source: str) -> tuple[list[tuple[str, str]], str]:
                           "`ovdet stream` for live streams")  # fmt: skip
     path = Path(source).expanduser()
     if path.is_dir():
-        files = [(str(p), str(p.relative_to(path))) for p in path.rglob("*") if p.is_file() or p.is_symlink()]
-        return files, f"folder {path} (recursively)"
-    if any(c in source for c in _MAGIC):
+        return _walk(path), f"folder {path} (recursively)"
+    if any(c in source for c in _MAGIC) and not path.exists():  # an existing "photo [1].jpg" is that file
         root = _glob_root(os.path.expanduser(source))
         found = glob.glob(os.path.expanduser(source), recursive=True)
         return [(f, os.path.relpath(f, root)) for f in found if os.path.isfile(f)], f"pattern '{source}'"
@@ -148,7 +166,8 @@ def find_sources(
         known: Journal keys → names from an earlier run: those keep their names, new items avoid them.
 
     Raises:
-        SourceError: a missing source or URL; no image or video found anywhere (naming what was searched).
+        SourceError: a missing source or URL; a source in which no image or video is found (naming what was
+            searched).
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
@@ -166,11 +185,15 @@ def find_sources(
     for source in sources:
         files, what = _expand(source)
         searched.append(what)
+        matched = 0
         for file, relative in sorted(files, key=lambda f: f[1]):
             suffix = Path(file).suffix.lower()
             real = os.path.realpath(file)
             inside = _inside(real, skip) or _inside(os.path.abspath(file), skip)  # a link in the output, too
-            if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES or inside or real in seen:
+            if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES or inside:
+                continue
+            matched += 1
+            if real in seen:
                 continue
             seen.add(real)
             stem = "__".join(Path(relative).with_suffix("").parts) or Path(file).stem
@@ -180,12 +203,12 @@ def find_sources(
             store = suffix not in LINKABLE_SUFFIXES
             name = known.get(real) or names.claim(stem, ".png" if store else Path(file).suffix)
             images.append(LabelItem(real, name, real, None, store))
-    if not images and not videos:
-        raise SourceError(
-            f"no images or videos found: searched {'; '.join(searched)} for {', '.join(IMAGE_SUFFIXES)} and "
-            f"videos {', '.join(VIDEO_SUFFIXES)} (in any case)"
-            + (f", leaving out the output folder {skip}" if skip else "")
-        )
+        if not matched:  # a wrong suffix or a typo in one source among several is not labelling silently less
+            raise SourceError(
+                f"no images or videos found: searched {what} for {', '.join(IMAGE_SUFFIXES)} and videos "
+                f"{', '.join(VIDEO_SUFFIXES)} (in any case)" + (f", leaving out the output folder {skip}" if skip else "")
+                + ("; fix or leave out that source" if len(sources) > 1 else "")
+            )
     return LabelSources(images, videos, searched)
 
 

@@ -80,3 +80,17 @@ def test_no_image_takes_a_name_a_video_frame_has(tmp_path):
     video = str((tmp_path / "clip.avi").resolve())
     resumed = find_sources(tmp_path / "clip_000000.jpg", known={f"{video}#frame=4": "clip_000004.png"})
     assert [i.name for i in resumed.images] == ["clip_000000_1.jpg"]
+
+
+def test_linked_folders_glob_like_names_and_empty_sources(tree, tmp_path):
+    image = np.full((24, 32, 3), 90, np.uint8)
+    (tmp_path / "photos [1]").mkdir()
+    cv2.imwrite(str(tmp_path / "photos [1]" / "p.jpg"), image)
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "linked").symlink_to(tree / "b", target_is_directory=True)  # its images are labelled too
+    (tmp_path / "set" / "loop").symlink_to(tmp_path / "set", target_is_directory=True)  # searched once, no loop
+    found = find_sources([tmp_path / "set", tmp_path / "photos [1]" / "p.jpg"])  # that file, not a pattern
+    assert sorted(i.name for i in found.images) == ["linked__deep__y.PNG", "linked__x.jpg", "p.jpg"]
+    # one source among several finding nothing (a wrong suffix, a typo) is an error naming it, not a smaller run
+    with pytest.raises(SourceError, match=r"no images or videos found: searched pattern '.*\*\.png'.*leave out"):
+        find_sources([tmp_path / "set", str(tree / "a" / "*.png")])
