@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,9 @@ __all__ = ["label", "LabelSummary", "LabelOptions", "detect_records"]
 logger = logging.getLogger(__name__)
 
 JOURNAL, SETTINGS, SUMMARY, SHEET = "records.jsonl", "label.json", "summary.json", "contact_sheet.jpg"
-_OURS = (JOURNAL, SETTINGS, SUMMARY, SHEET, "data.yaml", "coco.yaml", "annotations", "labelstudio", "labels")
+# every file a run writes besides its images and YOLO label files (named per record): what --overwrite removes
+_OURS = (JOURNAL, SETTINGS, SUMMARY, SHEET, "data.yaml", "coco.yaml", *(f"annotations/{s}.json" for s in SPLITS),
+         "labelstudio/tasks.json", "labelstudio/config.xml")  # fmt: skip
 _NOT_COMPARED = ("format_version", "model")  # the model's name may change (a path moved); its digest may not
 
 
@@ -136,24 +137,25 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]
 
 
 def _remove_run(out: Path, records: list[dict[str, Any]]) -> None:
-    """Delete what an earlier run wrote in ``out`` (its own files only: a file of the user's there is kept)."""
-    for record in records:
-        for split in SPLITS:
-            path = out / "images" / split / str(record.get("name", ""))
-            if record.get("name") and (path.is_symlink() or path.is_file()):
-                path.unlink()
-    for split in SPLITS:
-        with_files = out / "images" / split
-        if with_files.is_dir() and not any(with_files.iterdir()):
-            with_files.rmdir()
-    if (out / "images").is_dir() and not any((out / "images").iterdir()):
-        (out / "images").rmdir()
-    for name in _OURS:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
+    """Delete what an earlier run wrote in ``out``: its files, by name, then the folders they leave empty. A file
+    of the user's there (in ``annotations/`` or ``labels/`` too) is kept, and so is the folder holding it."""
+
+    def remove(path: Path) -> None:
+        if path.is_symlink() or path.is_file():
             path.unlink()
+
+    for record in records:
+        name = str(record.get("name") or "")
+        if name and Path(name).name == name:  # a journal line naming a path elsewhere is not followed
+            for split in SPLITS:
+                remove(out / "images" / split / name)
+                remove(out / "labels" / split / (Path(name).stem + ".txt"))
+    for name in _OURS:
+        remove(out / name)
+    for folder in (*(out / k / s for k in ("images", "labels") for s in SPLITS), out / "images", out / "labels",
+                   out / "annotations", out / "labelstudio"):  # fmt: skip
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _compare_settings(out: Path, settings: dict[str, Any]) -> None:

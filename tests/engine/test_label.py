@@ -186,8 +186,11 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 6 and len({json.loads(line)["key"] for line in lines}) == 6
     (out / "notes.md").write_text("the user's, inside ovdet's folder")
+    (out / "annotations" / "reviewed.json").write_text("the user's, inside a folder of ovdet's")
+    (out / "labels" / "train" / "extra.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     again = label(tmp_path / "images", "star", out=out, model=model, overwrite=True, samples=0)
     assert again.labelled == 6 and (out / "notes.md").read_text().startswith("the user's")
+    assert (out / "annotations" / "reviewed.json").is_file() and (out / "labels" / "train" / "extra.txt").is_file()
     assert json.loads((out / "label.json").read_text())["classes"] == {"star": ["star"]}
     assert sorted(p.name for p in (tmp_path / "images").rglob("*.jpg")) == sorted(
         f"img{i}.jpg" for i in (0, 0, 1, 1, 2, 2))  # the sources are never moved or changed
