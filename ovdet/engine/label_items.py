@@ -206,7 +206,8 @@ def find_sources(
         if not matched:  # a wrong suffix or a typo in one source among several is not labelling silently less
             raise SourceError(
                 f"no images or videos found: searched {what} for {', '.join(IMAGE_SUFFIXES)} and videos "
-                f"{', '.join(VIDEO_SUFFIXES)} (in any case)" + (f", leaving out the output folder {skip}" if skip else "")
+                f"{', '.join(VIDEO_SUFFIXES)} (in any case)"
+                + (f", leaving out the output folder {skip}" if skip else "")
                 + ("; fix or leave out that source" if len(sources) > 1 else "")
             )
     return LabelSources(images, videos, searched)
