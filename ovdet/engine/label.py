@@ -272,18 +272,8 @@ def label(
     }  # fmt: skip
     if resume and earlier:
         _compare_settings(out, settings)
-    elif overwrite and (out / MARKER).exists():
-        _remove_run(out, earlier)
-        earlier = []
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / MARKER).exists():
-        write_marker(out, "label")
-    atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-    for stale in out.rglob(".*.tmp"):  # temporaries of ours that a SIGKILL left (nothing else is named so)
-        if stale.is_file() or stale.is_symlink():
-            stale.unlink()
     records, done = [], set()
-    for entry in earlier:  # journal order; a key journaled twice (it cannot be, but a hand edit) counts once
+    for entry in earlier if resume else ():  # journal order; a key journaled twice (a hand edit) counts once
         try:
             record = LabelRecord.from_json(entry)
         except (KeyError, TypeError, ValueError):
@@ -292,15 +282,34 @@ def label(
         if record.key not in done:
             records.append(record)
             done.add(record.key)
-    if engine == "ray":
-        from .label_ray import ray_records
+    pool = None
+    if engine == "ray":  # the cluster is checked to hold the actors before anything is written
+        from .label_ray import connect
 
-        produced = ray_records(model, text_encoder, detector, found, done, opts, batch=batch, vid_stride=vid_stride,
-                               actors=actors, threads=threads, device=device)  # fmt: skip
-    else:
-        produced = _local_records(detector, found, done, opts, batch, vid_stride)
-    return _run(out, produced, records, ontology, settings, split, seed, copy_images, formats, ls, samples, progress,
-                on_skip, len([i for i in found.images if i.key not in done]) if not found.videos else None)
+        pool = connect(actors, threads, device)
+    try:  # the folder is written from here on
+        if overwrite and (out / MARKER).exists():
+            _remove_run(out, earlier)
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / MARKER).exists():
+            write_marker(out, "label")
+        atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+        for stale in out.rglob(".*.tmp"):  # temporaries of ours that a SIGKILL left (nothing else is named so)
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
+        if pool is not None:
+            from .label_ray import ray_records
+
+            produced = ray_records(pool, model, text_encoder, detector, found, done, opts, batch=batch,
+                                   vid_stride=vid_stride, threads=threads, device=device)  # fmt: skip
+        else:
+            produced = _local_records(detector, found, done, opts, batch, vid_stride)
+        total = len([i for i in found.images if i.key not in done]) if not found.videos else None
+        return _run(out, produced, records, ontology, settings, split, seed, copy_images, formats, ls, samples,
+                    progress, on_skip, total)  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.close()  # a local Ray this run started stops with it
 
 
 def _load_detector(model: Any, text_encoder: str | None, device: str, threads: int | None, ontology: Ontology) -> Any:
@@ -342,7 +351,7 @@ def _run(
     finally:
         bar.close()
         if hasattr(produced, "close"):
-            produced.close()  # stops video readers, shuts down a Ray the run started
+            produced.close()  # stops video readers and Ray's iteration
         summary = _finish(out, records, ontology, settings, split, seed, copy_images, formats, ls, samples, skipped)
     return LabelSummary(out, len(records), labelled, summary["train"], summary["val"], summary["boxes"],
                         summary["classes"], skipped)  # fmt: skip
