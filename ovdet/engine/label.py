@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,19 @@ def _remove_run(out: Path, records: list[dict[str, Any]]) -> None:
             folder.rmdir()
 
 
+def _check_labelstudio(ls: dict[str, Any]) -> None:
+    """The Label Studio names make a valid labelling config: two distinct tag names, ``to_name`` also the tasks'
+    data key, which the config reads as ``$<to_name>`` (a plain identifier: a dot would mean a nested key)."""
+    unknown = sorted(set(ls) - {"from_name", "to_name", "url_prefix"})
+    if unknown:
+        raise ConfigError(f"labelstudio takes from_name, to_name and url_prefix, got {', '.join(unknown)}")
+    from_name, to_name = ls["from_name"], ls["to_name"]
+    if not isinstance(from_name, str) or not from_name.strip() or not isinstance(to_name, str) \
+            or not re.fullmatch(r"\w+", to_name) or from_name == to_name:  # fmt: skip
+        raise ConfigError(f"Label Studio tag names must differ, --ls-from-name non-empty and --ls-to-name a word "
+                          f"(letters, digits, _), got {from_name!r} and {to_name!r}; e.g. label and image")  # fmt: skip
+
+
 def _compare_settings(out: Path, settings: dict[str, Any]) -> None:
     try:
         old = json.loads((out / SETTINGS).read_text(encoding="utf-8"))
@@ -186,7 +200,7 @@ def label(
     text_encoder: str | None = None,
     device: str = "cpu",
     batch: int = 8,
-    formats: Sequence[str] = ("coco", "yolo"),
+    formats: str | Sequence[str] = ("coco", "yolo"),
     split: float = 0.8,
     seed: int = 0,
     copy_images: bool = False,
@@ -217,7 +231,7 @@ def label(
             a spec).
         text_encoder, device: As ``ovdet.load`` takes them (for a spec).
         batch: Images per forward pass.
-        formats: Any of ``"coco"``, ``"yolo"``, ``"labelstudio"``.
+        formats: Any of ``"coco"``, ``"yolo"``, ``"labelstudio"`` (a list, or ``"coco,yolo"``).
         split, seed: Fraction of images in ``train`` (0 < split ≤ 1) and the split's seed.
         copy_images: Copy images into the dataset instead of linking to them.
         vid_stride: Label every ``vid_stride``-th frame of videos.
@@ -238,9 +252,13 @@ def label(
         OutputError: ``out`` cannot be used. ConfigError: bad settings, settings other than the resumed run's,
             ``engine="ray"`` without Ray.
     """
+    if isinstance(formats, str):  # "coco,yolo", as --format takes it
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
     formats = sorted(set(formats), key=FORMATS.index) if all(f in FORMATS for f in formats) else formats
     if not formats or any(f not in FORMATS for f in formats):
-        raise ConfigError(f"formats must be some of {', '.join(FORMATS)}, got {', '.join(map(str, formats)) or 'none'}")
+        bad = ", ".join(str(f) for f in formats if f not in FORMATS)
+        raise ConfigError(f"{f'unknown format {bad}: ' if bad else ''}formats must be some of {', '.join(FORMATS)}"
+                          f"{'' if bad else ', got none'} (--format coco,yolo,labelstudio)")  # fmt: skip
     if not 0 < split <= 1:
         raise ConfigError(f"split must be in (0, 1] (the fraction of images for training), got {split}")
     if resume and overwrite:
@@ -249,6 +267,8 @@ def label(
         raise ConfigError(f"engine must be 'local' or 'ray', got {engine!r}")
     if batch < 1 or vid_stride < 1 or max_det < 1 or not 0 <= iou <= 1:
         raise ConfigError("batch, vid_stride and max_det must be >= 1 and iou in [0, 1]")
+    ls = {"from_name": "label", "to_name": "image", "url_prefix": None, **(labelstudio or {})}
+    _check_labelstudio(ls)
     ontology = make_ontology(classes, negative, conf)
     out = Path(os.path.abspath(os.path.expanduser(os.fspath(out))))
     earlier = _check_out(out, resume, overwrite)
@@ -262,7 +282,6 @@ def label(
     # so a head node without a GPU can drive GPU actors
     detector = _load_detector(model, text_encoder, "cpu" if engine == "ray" else device, threads, ontology)
     opts = LabelOptions(ontology.class_map, iou, detector.inference_size(imgsz), max_det, agnostic)
-    ls = {"from_name": "label", "to_name": "image", "url_prefix": None, **(labelstudio or {})}
     settings = {
         "format_version": 1, "model": None if model is None else str(model if isinstance(model, (str, os.PathLike))
                                                                          else type(model).__name__),

@@ -201,6 +201,22 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
         label(out, "star", out=out, model=model, resume=True)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"formats": "coco,json"}, "unknown format json:"),  # the CLI's spelling, in Python: read as --format reads it
+        ({"labelstudio": {"from_name": "image"}}, "tag names must differ"),
+        ({"labelstudio": {"from_name": ""}}, "non-empty"),
+        ({"labelstudio": {"to_name": "my image"}}, "a word"),
+        ({"labelstudio": {"form_name": "x"}}, "got form_name"),
+    ],
+)
+def test_bad_output_settings_are_errors_before_any_work(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        label(tmp_path / "images", "star", out=tmp_path / "ds", **kwargs)
+    assert not (tmp_path / "ds").exists()
+
+
 def test_the_ray_engine_without_ray_is_one_clear_error(tmp_path, monkeypatch):
     write_scenes(tmp_path / "images", 1)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is not installed
