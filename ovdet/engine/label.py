@@ -128,7 +128,7 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]
                           "empty folder (ovdet label never writes into, or deletes from, a folder of yours)"
                           )  # fmt: skip
     try:
-        records = read_journal(out / JOURNAL)
+        records = read_journal(out / JOURNAL, skip_damaged=overwrite)  # starting over needs only the names it can
     except ValueError as e:
         raise OutputError(f"{e}; label into a new folder, or --overwrite this one") from None
     if not resume and not overwrite:

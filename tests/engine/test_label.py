@@ -191,6 +191,11 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
     again = label(tmp_path / "images", "star", out=out, model=model, overwrite=True, samples=0)
     assert again.labelled == 6 and (out / "notes.md").read_text().startswith("the user's")
     assert (out / "annotations" / "reviewed.json").is_file() and (out / "labels" / "train" / "extra.txt").is_file()
+    lines = (out / "records.jsonl").read_text().splitlines()
+    (out / "records.jsonl").write_text("\n".join([lines[0], "damaged{", *lines[1:]]) + "\n")
+    with pytest.raises(OutputError, match="line 2: not a JSON record.*--overwrite this one"):
+        label(tmp_path / "images", "star", out=out, model=model, resume=True)
+    assert label(tmp_path / "images", "star", out=out, model=model, overwrite=True, samples=0).labelled == 6
     assert json.loads((out / "label.json").read_text())["classes"] == {"star": ["star"]}
     assert sorted(p.name for p in (tmp_path / "images").rglob("*.jpg")) == sorted(
         f"img{i}.jpg" for i in (0, 0, 1, 1, 2, 2))  # the sources are never moved or changed
