@@ -188,7 +188,8 @@ def find_sources(
         matched = 0
         for file, relative in sorted(files, key=lambda f: f[1]):
             suffix = Path(file).suffix.lower()
-            real = os.path.realpath(file)
+            # a broken link is itself the item (its target is nowhere): the error then names the file in the folder
+            real = os.path.realpath(file) if os.path.exists(file) else os.path.abspath(file)
             inside = _inside(real, skip) or _inside(os.path.abspath(file), skip)  # a link in the output, too
             if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES or inside:
                 continue

@@ -89,8 +89,12 @@ def test_linked_folders_glob_like_names_and_empty_sources(tree, tmp_path):
     (tmp_path / "set").mkdir()
     (tmp_path / "set" / "linked").symlink_to(tree / "b", target_is_directory=True)  # its images are labelled too
     (tmp_path / "set" / "loop").symlink_to(tmp_path / "set", target_is_directory=True)  # searched once, no loop
+    (tmp_path / "set" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a broken link: skipped, named as it is
     found = find_sources([tmp_path / "set", tmp_path / "photos [1]" / "p.jpg"])  # that file, not a pattern
-    assert sorted(i.name for i in found.images) == ["linked__deep__y.PNG", "linked__x.jpg", "p.jpg"]
+    assert sorted(i.name for i in found.images) == ["gone.jpg", "linked__deep__y.PNG", "linked__x.jpg", "p.jpg"]
+    errors = [str(e) for _, _, e in iter_images(found) if e is not None]
+    assert errors == [f"cannot read image file {tmp_path / 'set' / 'gone.jpg'}: it links to {tmp_path / 'nowhere.jpg'}, "
+                      "which does not exist"]  # fmt: skip
     # one source among several finding nothing (a wrong suffix, a typo) is an error naming it, not a smaller run
     with pytest.raises(SourceError, match=r"no images or videos found: searched pattern '.*\*\.png'.*leave out"):
         find_sources([tmp_path / "set", str(tree / "a" / "*.png")])
