@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError, SourceError
-from ..fileio import MARKER, atomic_write_text, has_marker, write_marker
+from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
 from ..io.dataset_folder import FORMATS, SPLITS, group_of, likely_split, store_image, write_dataset
 from ..io.journal import Journal, read_journal
 from ..io.label_formats import LabelRecord
@@ -118,15 +118,12 @@ def model_digest(model: Any) -> str:
 def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]:
     """Check the output folder before anything loads; returns the earlier run's journal records (for ``resume`` and
     ``overwrite``)."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give a folder for the dataset")
+    # a file, a folder of the user's, or a place that cannot be written (below a file, read-only): refused here,
+    # before the model loads, not by a traceback when the folder is made
+    check_output_dir(out, what="--out", owned=has_marker("label"), fix="label into a new subfolder of it (ovdet "
+                     "label never writes into, or deletes from, a folder of yours)")  # fmt: skip
     if not out.is_dir() or not any(out.iterdir()):
         return []
-    if not has_marker("label")(out):
-        shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
-        raise OutputError(f"--out {out} already holds files ovdet label did not write ({shown}); choose a new or "
-                          "empty folder (ovdet label never writes into, or deletes from, a folder of yours)"
-                          )  # fmt: skip
     try:
         records = read_journal(out / JOURNAL, skip_damaged=overwrite)  # starting over needs only the names it can
     except ValueError as e:

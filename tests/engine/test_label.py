@@ -222,6 +222,13 @@ def test_bad_output_settings_are_errors_before_any_work(tmp_path, kwargs, messag
     assert not (tmp_path / "ds").exists()
 
 
+def test_an_out_that_cannot_be_written_is_one_clear_error(tmp_path, model):
+    write_scenes(tmp_path / "images", 1)
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(OutputError, match="notes.txt is a file, not a folder"):  # it was a NotADirectoryError
+        label(tmp_path / "images", "star", out=tmp_path / "notes.txt" / "ds", model=model)
+
+
 def test_the_ray_engine_without_ray_is_one_clear_error(tmp_path, monkeypatch):
     write_scenes(tmp_path / "images", 1)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is not installed
