@@ -134,6 +134,25 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]
     return records
 
 
+def _check_links(out: Path) -> None:
+    """The dataset links to the images: check that ``out``'s file system can hold symbolic links (FAT and exFAT
+    drives, some network shares and Windows without developer mode cannot), before any work.
+
+    Raises:
+        OutputError: naming ``--copy-images``, the fix.
+    """
+    folder = out
+    while not folder.is_dir():
+        folder = folder.parent
+    probe = folder / f".ovdet-link-probe.{os.getpid()}"
+    try:
+        os.symlink(os.path.abspath(__file__), probe)
+    except OSError as e:
+        raise OutputError(f"cannot link images into {out}: {folder} does not take symbolic links ({e.strerror or e});"
+                          " pass --copy-images (copy_images=True) to copy them into the dataset") from None  # fmt: skip
+    probe.unlink()
+
+
 def _remove_run(out: Path, records: list[dict[str, Any]]) -> None:
     """Delete what an earlier run wrote in ``out``: its files, by name, then the folders they leave empty. A file
     of the user's there (in ``annotations/`` or ``labels/`` too) is kept, and so is the folder holding it."""
@@ -269,6 +288,8 @@ def label(
     ontology = make_ontology(classes, negative, conf)
     out = Path(os.path.abspath(os.path.expanduser(os.fspath(out))))
     earlier = _check_out(out, resume, overwrite)
+    if not copy_images:
+        _check_links(out)
     known = {str(r["key"]): str(r["name"]) for r in earlier} if resume else {}
     found = find_sources(source, exclude=out, known=known)
     if engine == "ray":

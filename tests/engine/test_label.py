@@ -229,6 +229,19 @@ def test_an_out_that_cannot_be_written_is_one_clear_error(tmp_path, model):
         label(tmp_path / "images", "star", out=tmp_path / "notes.txt" / "ds", model=model)
 
 
+def test_a_file_system_without_links_is_one_clear_error(tmp_path, model, monkeypatch):
+    write_scenes(tmp_path / "images", 1)
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")  # as on a FAT drive
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    with pytest.raises(OutputError, match="does not take symbolic links.*--copy-images"):
+        label(tmp_path / "images", "star", out=tmp_path / "ds", model=model)
+    assert not (tmp_path / "ds").exists()  # before any work
+    assert label(tmp_path / "images", "star", out=tmp_path / "ds", model=model, copy_images=True, samples=0).labelled
+
+
 def test_the_ray_engine_without_ray_is_one_clear_error(tmp_path, monkeypatch):
     write_scenes(tmp_path / "images", 1)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is not installed
