@@ -3,7 +3,7 @@
 An ontology maps each **output class** (what the dataset calls it) to one or more **prompts** (what the text encoder
 reads): ``"forklift, worker=person|worker, pallet"`` — the syntax of :mod:`ovdet.classes` — or a YAML file::
 
-    classes:                     # class: prompt, or class: [prompts]; a bare class is its own prompt
+    classes:                     # class: prompt, class: [prompts] or class: prompt|prompt; bare: its own prompt
       forklift: forklift
       worker: [person, worker]
       pallet:
@@ -110,8 +110,8 @@ def parse_conf(values: ConfValues) -> tuple[float | None, dict[str, float]]:
 def _as_prompts(name: str, value: Any, where: str) -> list[str]:
     if value is None:
         return [name]
-    if isinstance(value, str):
-        return [value]
+    if isinstance(value, str):  # "person|worker", as --classes writes several prompts (not one prompt with a |)
+        return [p.strip() for p in value.split("|")]
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return list(value)
     raise VocabularyError(f"{where}: class {name!r} must map to a prompt or a list of prompts, got {value!r}")

@@ -26,8 +26,8 @@ def test_ontology_file(tmp_path):
     assert o.conf == (0.6, 0.2, 0.1)  # file default, file override, then the command line's override
     assert make_ontology(str(path), conf=0.5).conf == (0.6, 0.5, 0.5)  # --conf's default wins over the file's
     plain = tmp_path / "plain.yml"
-    plain.write_text("car: [car, automobile]\ndog:\n")
-    assert make_ontology(plain).vocabulary == ["car", "automobile", "dog"]
+    plain.write_text("car: [car, automobile]\ndog:\ncat: cat|kitten\n")  # the --classes syntax in a value too
+    assert make_ontology(plain).vocabulary == ["car", "automobile", "dog", "cat", "kitten"]
     text = tmp_path / "classes.txt"
     text.write_text("# a class file\ncar=car|automobile\ndog\n")
     assert make_ontology(text).names == ("car", "dog")
