@@ -185,6 +185,8 @@ def read_image(item: ImageItem) -> tuple[np.ndarray, str | None]:
     if isinstance(item, np.ndarray):
         return item, None
     if not os.path.isfile(item):
+        if os.path.islink(item):  # the link is what the user sees in the folder; its target is what is missing
+            raise SourceError(f"cannot read image file {item}: it links to {os.readlink(item)}, which does not exist")
         raise SourceError(f"cannot read image file {item}: it no longer exists")
     image = cv2.imread(item, cv2.IMREAD_COLOR)
     if image is None:  # e.g. a non-ASCII path on Windows, which imread cannot open but imdecode can

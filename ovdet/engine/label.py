@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError, SourceError
-from ..fileio import MARKER, atomic_write_text, has_marker, write_marker
+from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
 from ..io.dataset_folder import FORMATS, SPLITS, group_of, likely_split, store_image, write_dataset
 from ..io.journal import Journal, read_journal
 from ..io.label_formats import LabelRecord
@@ -47,7 +47,9 @@ __all__ = ["label", "LabelSummary", "LabelOptions", "detect_records"]
 logger = logging.getLogger(__name__)
 
 JOURNAL, SETTINGS, SUMMARY, SHEET = "records.jsonl", "label.json", "summary.json", "contact_sheet.jpg"
-_OURS = (JOURNAL, SETTINGS, SUMMARY, SHEET, "data.yaml", "coco.yaml", "annotations", "labelstudio", "labels")
+# every file a run writes besides its images and YOLO label files (named per record): what --overwrite removes
+_OURS = (JOURNAL, SETTINGS, SUMMARY, SHEET, "data.yaml", "coco.yaml", *(f"annotations/{s}.json" for s in SPLITS),
+         "labelstudio/tasks.json", "labelstudio/config.xml")  # fmt: skip
 _NOT_COMPARED = ("format_version", "model")  # the model's name may change (a path moved); its digest may not
 
 
@@ -116,17 +118,14 @@ def model_digest(model: Any) -> str:
 def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]:
     """Check the output folder before anything loads; returns the earlier run's journal records (for ``resume`` and
     ``overwrite``)."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give a folder for the dataset")
+    # a file, a folder of the user's, or a place that cannot be written (below a file, read-only): refused here,
+    # before the model loads, not by a traceback when the folder is made
+    check_output_dir(out, what="--out", owned=has_marker("label"), fix="label into a new subfolder of it (ovdet "
+                     "label never writes into, or deletes from, a folder of yours)")  # fmt: skip
     if not out.is_dir() or not any(out.iterdir()):
         return []
-    if not has_marker("label")(out):
-        shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
-        raise OutputError(f"--out {out} already holds files ovdet label did not write ({shown}); choose a new or "
-                          "empty folder (ovdet label never writes into, or deletes from, a folder of yours)"
-                          )  # fmt: skip
     try:
-        records = read_journal(out / JOURNAL)
+        records = read_journal(out / JOURNAL, skip_damaged=overwrite)  # starting over needs only the names it can
     except ValueError as e:
         raise OutputError(f"{e}; label into a new folder, or --overwrite this one") from None
     if not resume and not overwrite:
@@ -135,25 +134,58 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]
     return records
 
 
+def _check_links(out: Path) -> None:
+    """The dataset links to the images: check that ``out``'s file system can hold symbolic links (FAT and exFAT
+    drives, some network shares and Windows without developer mode cannot), before any work.
+
+    Raises:
+        OutputError: naming ``--copy-images``, the fix.
+    """
+    folder = out
+    while not folder.is_dir():
+        folder = folder.parent
+    probe = folder / f".ovdet-link-probe.{os.getpid()}"
+    try:
+        os.symlink(os.path.abspath(__file__), probe)
+    except OSError as e:
+        raise OutputError(f"cannot link images into {out}: {folder} does not take symbolic links ({e.strerror or e});"
+                          " pass --copy-images (copy_images=True) to copy them into the dataset") from None  # fmt: skip
+    probe.unlink()
+
+
 def _remove_run(out: Path, records: list[dict[str, Any]]) -> None:
-    """Delete what an earlier run wrote in ``out`` (its own files only: a file of the user's there is kept)."""
-    for record in records:
-        for split in SPLITS:
-            path = out / "images" / split / str(record.get("name", ""))
-            if record.get("name") and (path.is_symlink() or path.is_file()):
-                path.unlink()
-    for split in SPLITS:
-        with_files = out / "images" / split
-        if with_files.is_dir() and not any(with_files.iterdir()):
-            with_files.rmdir()
-    if (out / "images").is_dir() and not any((out / "images").iterdir()):
-        (out / "images").rmdir()
-    for name in _OURS:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
+    """Delete what an earlier run wrote in ``out``: its files, by name, then the folders they leave empty. A file
+    of the user's there (in ``annotations/`` or ``labels/`` too) is kept, and so is the folder holding it."""
+
+    def remove(path: Path) -> None:
+        if path.is_symlink() or path.is_file():
             path.unlink()
+
+    for record in records:
+        name = str(record.get("name") or "")
+        if name and Path(name).name == name:  # a journal line naming a path elsewhere is not followed
+            for split in SPLITS:
+                remove(out / "images" / split / name)
+                remove(out / "labels" / split / (Path(name).stem + ".txt"))
+    for name in _OURS:
+        remove(out / name)
+    for folder in (*(out / k / s for k in ("images", "labels") for s in SPLITS), out / "images", out / "labels",
+                   out / "annotations", out / "labelstudio"):  # fmt: skip
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _check_labelstudio(ls: dict[str, Any]) -> None:
+    """The Label Studio names make a valid labelling config: two distinct tag names, ``to_name`` also the tasks'
+    data key, which the config reads as ``$<to_name>`` (a plain identifier: a dot would mean a nested key)."""
+    unknown = sorted(set(ls) - {"from_name", "to_name", "url_prefix"})
+    if unknown:
+        raise ConfigError(f"labelstudio takes from_name, to_name and url_prefix, got {', '.join(unknown)}")
+    from_name, to_name = ls["from_name"], ls["to_name"]
+    if not isinstance(from_name, str) or not from_name.strip() or not isinstance(to_name, str) \
+            or not re.fullmatch(r"\w+", to_name) or from_name == to_name:  # fmt: skip
+        raise ConfigError(f"Label Studio tag names must differ, --ls-from-name non-empty and --ls-to-name a word "
+                          f"(letters, digits, _), got {from_name!r} and {to_name!r}; e.g. label and image")  # fmt: skip
 
 
 def _compare_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -184,7 +216,7 @@ def label(
     text_encoder: str | None = None,
     device: str = "cpu",
     batch: int = 8,
-    formats: Sequence[str] = ("coco", "yolo"),
+    formats: str | Sequence[str] = ("coco", "yolo"),
     split: float = 0.8,
     seed: int = 0,
     copy_images: bool = False,
@@ -215,7 +247,7 @@ def label(
             a spec).
         text_encoder, device: As ``ovdet.load`` takes them (for a spec).
         batch: Images per forward pass.
-        formats: Any of ``"coco"``, ``"yolo"``, ``"labelstudio"``.
+        formats: Any of ``"coco"``, ``"yolo"``, ``"labelstudio"`` (a list, or ``"coco,yolo"``).
         split, seed: Fraction of images in ``train`` (0 < split ≤ 1) and the split's seed.
         copy_images: Copy images into the dataset instead of linking to them.
         vid_stride: Label every ``vid_stride``-th frame of videos.
@@ -236,9 +268,13 @@ def label(
         OutputError: ``out`` cannot be used. ConfigError: bad settings, settings other than the resumed run's,
             ``engine="ray"`` without Ray.
     """
+    if isinstance(formats, str):  # "coco,yolo", as --format takes it
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
     formats = sorted(set(formats), key=FORMATS.index) if all(f in FORMATS for f in formats) else formats
     if not formats or any(f not in FORMATS for f in formats):
-        raise ConfigError(f"formats must be some of {', '.join(FORMATS)}, got {', '.join(map(str, formats)) or 'none'}")
+        bad = ", ".join(str(f) for f in formats if f not in FORMATS)
+        raise ConfigError(f"{f'unknown format {bad}: ' if bad else ''}formats must be some of {', '.join(FORMATS)}"
+                          f"{'' if bad else ', got none'} (--format coco,yolo,labelstudio)")  # fmt: skip
     if not 0 < split <= 1:
         raise ConfigError(f"split must be in (0, 1] (the fraction of images for training), got {split}")
     if resume and overwrite:
@@ -247,9 +283,13 @@ def label(
         raise ConfigError(f"engine must be 'local' or 'ray', got {engine!r}")
     if batch < 1 or vid_stride < 1 or max_det < 1 or not 0 <= iou <= 1:
         raise ConfigError("batch, vid_stride and max_det must be >= 1 and iou in [0, 1]")
+    ls = {"from_name": "label", "to_name": "image", "url_prefix": None, **(labelstudio or {})}
+    _check_labelstudio(ls)
     ontology = make_ontology(classes, negative, conf)
     out = Path(os.path.abspath(os.path.expanduser(os.fspath(out))))
     earlier = _check_out(out, resume, overwrite)
+    if not copy_images:
+        _check_links(out)
     known = {str(r["key"]): str(r["name"]) for r in earlier} if resume else {}
     found = find_sources(source, exclude=out, known=known)
     if engine == "ray":
@@ -260,7 +300,6 @@ def label(
     # so a head node without a GPU can drive GPU actors
     detector = _load_detector(model, text_encoder, "cpu" if engine == "ray" else device, threads, ontology)
     opts = LabelOptions(ontology.class_map, iou, detector.inference_size(imgsz), max_det, agnostic)
-    ls = {"from_name": "label", "to_name": "image", "url_prefix": None, **(labelstudio or {})}
     settings = {
         "format_version": 1, "model": None if model is None else str(model if isinstance(model, (str, os.PathLike))
                                                                          else type(model).__name__),
@@ -270,18 +309,8 @@ def label(
     }  # fmt: skip
     if resume and earlier:
         _compare_settings(out, settings)
-    elif overwrite and (out / MARKER).exists():
-        _remove_run(out, earlier)
-        earlier = []
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / MARKER).exists():
-        write_marker(out, "label")
-    atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-    for stale in out.rglob(".*.tmp"):  # temporaries of ours that a SIGKILL left (nothing else is named so)
-        if stale.is_file() or stale.is_symlink():
-            stale.unlink()
     records, done = [], set()
-    for entry in earlier:  # journal order; a key journaled twice (it cannot be, but a hand edit) counts once
+    for entry in earlier if resume else ():  # journal order; a key journaled twice (a hand edit) counts once
         try:
             record = LabelRecord.from_json(entry)
         except (KeyError, TypeError, ValueError):
@@ -290,15 +319,34 @@ def label(
         if record.key not in done:
             records.append(record)
             done.add(record.key)
-    if engine == "ray":
-        from .label_ray import ray_records
+    pool = None
+    if engine == "ray":  # the cluster is checked to hold the actors before anything is written
+        from .label_ray import connect
 
-        produced = ray_records(model, text_encoder, detector, found, done, opts, batch=batch, vid_stride=vid_stride,
-                               actors=actors, threads=threads, device=device)  # fmt: skip
-    else:
-        produced = _local_records(detector, found, done, opts, batch, vid_stride)
-    return _run(out, produced, records, ontology, settings, split, seed, copy_images, formats, ls, samples, progress,
-                on_skip, len([i for i in found.images if i.key not in done]) if not found.videos else None)
+        pool = connect(actors, threads, device)
+    try:  # the folder is written from here on
+        if overwrite and (out / MARKER).exists():
+            _remove_run(out, earlier)
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / MARKER).exists():
+            write_marker(out, "label")
+        atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+        for stale in out.rglob(".*.tmp"):  # temporaries of ours that a SIGKILL left (nothing else is named so)
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
+        if pool is not None:
+            from .label_ray import ray_records
+
+            produced = ray_records(pool, model, text_encoder, detector, found, done, opts, batch=batch,
+                                   vid_stride=vid_stride, threads=threads, device=device)  # fmt: skip
+        else:
+            produced = _local_records(detector, found, done, opts, batch, vid_stride)
+        total = len([i for i in found.images if i.key not in done]) if not found.videos else None
+        return _run(out, produced, records, ontology, settings, split, seed, copy_images, formats, ls, samples,
+                    progress, on_skip, total)  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.close()  # a local Ray this run started stops with it
 
 
 def _load_detector(model: Any, text_encoder: str | None, device: str, threads: int | None, ontology: Ontology) -> Any:
@@ -340,7 +388,7 @@ def _run(
     finally:
         bar.close()
         if hasattr(produced, "close"):
-            produced.close()  # stops video readers, shuts down a Ray the run started
+            produced.close()  # stops video readers and Ray's iteration
         summary = _finish(out, records, ontology, settings, split, seed, copy_images, formats, ls, samples, skipped)
     return LabelSummary(out, len(records), labelled, summary["train"], summary["val"], summary["boxes"],
                         summary["classes"], skipped)  # fmt: skip

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy as np
 from ..errors import ConfigError, SourceError
 from .label_items import LabelItem, LabelSources, frame_item
 
-__all__ = ["check_ray", "ray_records"]
+__all__ = ["check_ray", "connect", "RayPool", "ray_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,36 +117,36 @@ class _Detector:
                 "png": np.array(pngs, dtype=object)}  # fmt: skip
 
 
-def ray_records(
-    model: Any,
-    text_encoder: str | None,
-    detector: Any,
-    found: LabelSources,
-    done: set[str],
-    opts: Any,
-    *,
-    batch: int,
-    vid_stride: int,
-    actors: int | None,
-    threads: int | None,
-    device: str,
-) -> Iterator[tuple[LabelItem, Any, Any, SourceError | None]]:
-    """Label on Ray Data (see the module docstring); yields what the local engine yields: ``(item, record, PNG
-    bytes for stored pixels, None)`` or ``(item, None, None, error)``.
+@dataclass
+class RayPool:
+    """A Ray connection whose cluster was checked to hold the detector actors (:func:`connect`)."""
+
+    actors: int
+    gpu: bool
+    per_actor: dict[str, float]
+    started: bool  # this run started a local Ray, and shuts it down in close()
+
+    def close(self) -> None:
+        if self.started:
+            import ray
+
+            self.started = False
+            ray.shutdown()
+
+
+def connect(actors: int | None, threads: int | None, device: str) -> RayPool:
+    """Join the cluster ``RAY_ADDRESS`` names (read by ``ray.init``), or start a local Ray, and check that it holds
+    the detector actors — before the run writes anything.
 
     Args:
-        model, text_encoder, device: What each actor loads (a spec; ``None``: the bundled default model); a CUDA
-            ``device`` gives each actor one GPU (its own ``cuda``, as Ray sets ``CUDA_VISIBLE_DEVICES``).
-        detector: The driver's model with the ontology's vocabulary set (its embeddings go to the actors).
         actors: Detector actors (default: one per GPU with a CUDA ``device``, else 2).
         threads: CPU threads (and Ray CPUs) per actor (default 1).
+        device: A CUDA ``device`` gives each actor one GPU.
 
     Raises:
         ConfigError: more actors than the cluster can hold (they would wait forever), or no GPU for a CUDA device.
     """
     import ray
-
-    from ..io.label_formats import LabelRecord
 
     started = not ray.is_initialized()
     if started:
@@ -161,34 +162,67 @@ def ray_records(
             raise ConfigError(f"{actors} detector actors need {need:g} {kind}s, but the Ray cluster has {have:g}; "
                               f"pass --actors {max(int(have // (1 if gpu else per_actor['num_cpus'])), 1)} or fewer "
                               "(or --threads 1), or add nodes")  # fmt: skip
-        specs = [{"item": [i.key, i.name, i.path, i.frame, i.store], "video": None} for i in found.images
-                 if i.key not in done]  # fmt: skip
-        for video, prefix in found.videos:
-            frames = [int(k.rpartition("=")[2]) for k in done if k.startswith(f"{video}#frame=")]
-            specs.append({"item": None, "video": [video, prefix], "done": frames})
-        if not specs:
-            return
-        vocab = detector.vocabulary
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # ovdet's own bar counts images; Ray's would interleave with it
-        ds = ray.data.from_items([{"spec": json.dumps(s)} for s in specs], override_num_blocks=max(len(specs) // 4, 1))
-        # decoding is light next to the detector: its tasks ask for no CPU of their own, so actors can take every
-        # CPU, and as many run at once as there are actors (without a cap, Ray starts a worker per 0-CPU task)
-        ds = ds.flat_map(_decode, fn_kwargs={"vid_stride": vid_stride}, num_cpus=0, concurrency=actors)
-        ds = ds.map_batches(
-            _Detector, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=actors), batch_format="numpy",
-            fn_constructor_kwargs={"model": None if model is None else os.fspath(model), "text_encoder": text_encoder,
-                                   "device": "cuda" if gpu else device, "threads": threads,
-                                   "vocabulary": list(vocab.names), "embeddings": vocab.embeddings, "opts": opts},
-            **per_actor,
-        )  # fmt: skip
-        for rows in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for item_text, error, record, png in zip(rows["item"], rows["error"], rows["record"], rows["png"]):
-                item = LabelItem(*json.loads(item_text))
-                if error:
-                    yield item, None, None, SourceError(str(error))
-                else:
-                    yield item, LabelRecord.from_json(json.loads(record)), bytes(png) or None, None
-    finally:
+    except BaseException:
         if started:
             ray.shutdown()
+        raise
+    return RayPool(actors, gpu, per_actor, started)
+
+
+def ray_records(
+    pool: RayPool,
+    model: Any,
+    text_encoder: str | None,
+    detector: Any,
+    found: LabelSources,
+    done: set[str],
+    opts: Any,
+    *,
+    batch: int,
+    vid_stride: int,
+    threads: int | None,
+    device: str,
+) -> Iterator[tuple[LabelItem, Any, Any, SourceError | None]]:
+    """Label on Ray Data (see the module docstring); yields what the local engine yields: ``(item, record, PNG
+    bytes for stored pixels, None)`` or ``(item, None, None, error)``.
+
+    Args:
+        pool: The checked connection (:func:`connect`); the caller closes it.
+        model, text_encoder, device: What each actor loads (a spec; ``None``: the bundled default model); a CUDA
+            ``device`` gives each actor one GPU (its own ``cuda``, as Ray sets ``CUDA_VISIBLE_DEVICES``).
+        detector: The driver's model with the ontology's vocabulary set (its embeddings go to the actors).
+        threads: CPU threads per actor (default 1).
+    """
+    import ray
+
+    from ..io.label_formats import LabelRecord
+
+    actors, gpu = pool.actors, pool.gpu
+    specs = [{"item": [i.key, i.name, i.path, i.frame, i.store], "video": None} for i in found.images
+             if i.key not in done]  # fmt: skip
+    for video, prefix in found.videos:
+        frames = [int(k.rpartition("=")[2]) for k in done if k.startswith(f"{video}#frame=")]
+        specs.append({"item": None, "video": [video, prefix], "done": frames})
+    if not specs:
+        return
+    vocab = detector.vocabulary
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ovdet's own bar counts images; Ray's would interleave with it
+    ds = ray.data.from_items([{"spec": json.dumps(s)} for s in specs], override_num_blocks=max(len(specs) // 4, 1))
+    # decoding is light next to the detector: its tasks ask for no CPU of their own, so actors can take every
+    # CPU, and as many run at once as there are actors (without a cap, Ray starts a worker per 0-CPU task)
+    ds = ds.flat_map(_decode, fn_kwargs={"vid_stride": vid_stride}, num_cpus=0, concurrency=actors)
+    ds = ds.map_batches(
+        _Detector, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=actors), batch_format="numpy",
+        fn_constructor_kwargs={"model": None if model is None else os.fspath(model), "text_encoder": text_encoder,
+                               "device": "cuda" if gpu else device, "threads": threads,
+                               "vocabulary": list(vocab.names), "embeddings": vocab.embeddings, "opts": opts},
+        **pool.per_actor,
+    )  # fmt: skip
+    for rows in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for item_text, error, record, png in zip(rows["item"], rows["error"], rows["record"], rows["png"]):
+            item = LabelItem(*json.loads(item_text))
+            if error:
+                yield item, None, None, SourceError(str(error))
+            else:
+                yield item, LabelRecord.from_json(json.loads(record)), bytes(png) or None, None

@@ -3,7 +3,7 @@
 An ontology maps each **output class** (what the dataset calls it) to one or more **prompts** (what the text encoder
 reads): ``"forklift, worker=person|worker, pallet"`` — the syntax of :mod:`ovdet.classes` — or a YAML file::
 
-    classes:                     # class: prompt, or class: [prompts]; a bare class is its own prompt
+    classes:                     # class: prompt, class: [prompts] or class: prompt|prompt; bare: its own prompt
       forklift: forklift
       worker: [person, worker]
       pallet:
@@ -15,7 +15,8 @@ reads): ``"forklift, worker=person|worker, pallet"`` — the syntax of :mod:`ovd
 Every prompt — of every class, and every negative — is its own vocabulary entry, so all are scored in one forward
 pass, and :class:`~ovdet.runtime.postprocess.ClassMap` merges a class's prompts per anchor before NMS: one box per
 object, whichever synonym scored it best (the duplicate boxes of autodistill #22 and roboflow/notebooks #160 cannot
-happen). A prompt may belong to one class only, and no negative may also be a class's prompt.
+happen). A prompt may belong to one class only, and no negative may also be a class's prompt (a negative given
+twice, in the file and ``--negative``, is one).
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ def parse_conf(values: ConfValues) -> tuple[float | None, dict[str, float]]:
 def _as_prompts(name: str, value: Any, where: str) -> list[str]:
     if value is None:
         return [name]
-    if isinstance(value, str):
-        return [value]
+    if isinstance(value, str):  # "person|worker", as --classes writes several prompts (not one prompt with a |)
+        return [p.strip() for p in value.split("|")]
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return list(value)
     raise VocabularyError(f"{where}: class {name!r} must map to a prompt or a list of prompts, got {value!r}")
@@ -136,7 +137,12 @@ def read_ontology_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], l
         raise VocabularyError(f"cannot read ontology file {path}: {e}") from e
     negatives: list[str] = []
     conf: dict[str, float] = {}
-    if isinstance(data, dict) and "classes" in data and set(data) <= {"classes", "negative", "conf"}:
+    keys = {"classes", "negative", "conf"}
+    if isinstance(data, dict) and isinstance(data.get("classes"), (dict, list)) and not set(data) <= keys:
+        unknown = ", ".join(sorted(map(str, set(data) - keys)))
+        raise VocabularyError(f"{path}: unknown key(s) {unknown}; an ontology file has 'classes' and optionally "
+                              "'negative' and 'conf'")  # fmt: skip
+    if isinstance(data, dict) and "classes" in data and set(data) <= keys:
         raw_neg = data.get("negative") or []
         if isinstance(raw_neg, str):
             raw_neg = [p for p in raw_neg.split(",") if p.strip()]
@@ -154,6 +160,10 @@ def read_ontology_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], l
         return {n: [n] for n in data}, negatives, conf
     if not isinstance(data, dict) or not data:
         raise VocabularyError(f"{path}: expected a mapping class -> prompts (or 'classes:', 'negative:', 'conf:')")
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:  # YAML reads yes/no/on/off as booleans and 1 as a number: two such keys can even collapse into one
+        raise VocabularyError(f"{path}: class names must be text, got {', '.join(map(repr, odd))}; quote them "
+                              "(\"yes\": ..., \"1\": ...)")  # fmt: skip
     return {str(k): _as_prompts(str(k), v, str(path)) for k, v in data.items()}, negatives, conf
 
 
@@ -178,9 +188,12 @@ def make_ontology(
     negatives: list[str] = []
     file_conf: dict[str, float] = {}
     if isinstance(classes, os.PathLike) or (isinstance(classes, str) and Path(classes).suffix.lower() in
-                                            (".yaml", ".yml", ".txt") and Path(classes).is_file()):  # fmt: skip
-        spec, negatives, file_conf = read_ontology_file(classes)
+                                            (".yaml", ".yml", ".txt") and not any(c in classes for c in ",=|")):
+        spec, negatives, file_conf = read_ontology_file(classes)  # a missing file is an error, not a class name
     elif isinstance(classes, str):
+        if not classes.replace(",", "").strip():
+            raise VocabularyError('the class list is empty; pass --classes "forklift, worker=person|worker" or an '
+                                  "ontology file (--classes ontology.yaml)")  # fmt: skip
         spec = parse_class_list(classes)
     else:
         spec = classes
@@ -192,6 +205,11 @@ def make_ontology(
     negatives = [clean_name(p) for p in negatives]
     if any(not p for p in negatives):
         raise VocabularyError("negative prompts must be non-empty text, e.g. --negative \"shelf, thermos\"")
+    # a negative given twice (in the ontology file and --negative, say) is one negative
+    unique: dict[str, str] = {}
+    for prompt in negatives:
+        unique.setdefault(class_key(prompt), prompt)
+    negatives = list(unique.values())
     owner: dict[str, str] = {}
     for name, group in zip(names, prompts):
         for prompt in group:
@@ -205,9 +223,8 @@ def make_ontology(
     for prompt in negatives:
         key = class_key(prompt)
         if key in owner:
-            what = "a negative twice" if owner[key] == "" else f"a prompt of {owner[key]!r}"
-            raise VocabularyError(f"the negative {prompt!r} is also {what}; a prompt is either a class's or a negative")
-        owner[key] = ""
+            raise VocabularyError(f"the negative {prompt!r} is also a prompt of {owner[key]!r}; a prompt is either a "
+                                  "class's or a negative")  # fmt: skip
     file_default = file_conf.pop("default", None)
     default, per_class = parse_conf(conf)
     thresholds = dict.fromkeys(names, default if default is not None else file_default if file_default is not None

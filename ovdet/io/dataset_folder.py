@@ -43,12 +43,12 @@ __all__ = ["SPLITS", "FORMATS", "split_key", "likely_split", "assign_splits", "s
 
 SPLITS = ("train", "val")
 FORMATS = ("coco", "yolo", "labelstudio")
-_FRAME_SUFFIX_LEN = len("_000000.png")
 
 
 def group_of(record_name: str, frame: int | None) -> str:
-    """What a record is split with: a frame goes with its video (``clip_000012.png`` → ``clip``), an image alone."""
-    return record_name[:-_FRAME_SUFFIX_LEN] if frame is not None else record_name
+    """What a record is split with: a frame goes with its video (``clip_000012.png`` → ``clip``, also past frame
+    999999), an image alone."""
+    return record_name.rpartition("_")[0] if frame is not None else record_name
 
 
 def split_key(group: str, seed: int) -> float:
@@ -114,6 +114,7 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
     there = out / "images" / ("val" if split == "train" else "train") / record.name
     if record.stored:  # pixels ovdet wrote: move them if they were written into the other split
         if not here.exists() and there.exists():
+            here.parent.mkdir(parents=True, exist_ok=True)  # frames of one video alone: no image made `val` yet
             os.replace(there, here)
         return
     _remove(there)

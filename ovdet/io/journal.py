@@ -22,8 +22,11 @@ logger = logging.getLogger(__name__)
 FSYNC_S = 2.0
 
 
-def read_journal(path: str | os.PathLike) -> list[dict[str, Any]]:
+def read_journal(path: str | os.PathLike, *, skip_damaged: bool = False) -> list[dict[str, Any]]:
     """The complete records of a journal (none if it does not exist); a torn or unreadable last line is ignored.
+
+    Args:
+        skip_damaged: Leave out damaged lines (logged) instead of raising: to clear away a run, not to resume it.
 
     Raises:
         ValueError: a damaged line other than the last (the file was edited or corrupted).
@@ -41,6 +44,9 @@ def read_journal(path: str | os.PathLike) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(line))
         except ValueError:
+            if skip_damaged:
+                logger.warning("%s, line %d: not a JSON record; left out", path, i + 1)
+                continue
             raise ValueError(f"{path}, line {i + 1}: not a JSON record; the journal was edited or damaged") from None
     return records
 

@@ -186,8 +186,16 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 6 and len({json.loads(line)["key"] for line in lines}) == 6
     (out / "notes.md").write_text("the user's, inside ovdet's folder")
+    (out / "annotations" / "reviewed.json").write_text("the user's, inside a folder of ovdet's")
+    (out / "labels" / "train" / "extra.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     again = label(tmp_path / "images", "star", out=out, model=model, overwrite=True, samples=0)
     assert again.labelled == 6 and (out / "notes.md").read_text().startswith("the user's")
+    assert (out / "annotations" / "reviewed.json").is_file() and (out / "labels" / "train" / "extra.txt").is_file()
+    lines = (out / "records.jsonl").read_text().splitlines()
+    (out / "records.jsonl").write_text("\n".join([lines[0], "damaged{", *lines[1:]]) + "\n")
+    with pytest.raises(OutputError, match="line 2: not a JSON record.*--overwrite this one"):
+        label(tmp_path / "images", "star", out=out, model=model, resume=True)
+    assert label(tmp_path / "images", "star", out=out, model=model, overwrite=True, samples=0).labelled == 6
     assert json.loads((out / "label.json").read_text())["classes"] == {"star": ["star"]}
     assert sorted(p.name for p in (tmp_path / "images").rglob("*.jpg")) == sorted(
         f"img{i}.jpg" for i in (0, 0, 1, 1, 2, 2))  # the sources are never moved or changed
@@ -196,6 +204,42 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
     assert (inside.images, inside.labelled) == (6, 0)
     with pytest.raises(SourceError, match="no images or videos found"):
         label(out, "star", out=out, model=model, resume=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"formats": "coco,json"}, "unknown format json:"),  # the CLI's spelling, in Python: read as --format reads it
+        ({"labelstudio": {"from_name": "image"}}, "tag names must differ"),
+        ({"labelstudio": {"from_name": ""}}, "non-empty"),
+        ({"labelstudio": {"to_name": "my image"}}, "a word"),
+        ({"labelstudio": {"form_name": "x"}}, "got form_name"),
+    ],
+)
+def test_bad_output_settings_are_errors_before_any_work(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        label(tmp_path / "images", "star", out=tmp_path / "ds", **kwargs)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_an_out_that_cannot_be_written_is_one_clear_error(tmp_path, model):
+    write_scenes(tmp_path / "images", 1)
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(OutputError, match="notes.txt is a file, not a folder"):  # it was a NotADirectoryError
+        label(tmp_path / "images", "star", out=tmp_path / "notes.txt" / "ds", model=model)
+
+
+def test_a_file_system_without_links_is_one_clear_error(tmp_path, model, monkeypatch):
+    write_scenes(tmp_path / "images", 1)
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")  # as on a FAT drive
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    with pytest.raises(OutputError, match="does not take symbolic links.*--copy-images"):
+        label(tmp_path / "images", "star", out=tmp_path / "ds", model=model)
+    assert not (tmp_path / "ds").exists()  # before any work
+    assert label(tmp_path / "images", "star", out=tmp_path / "ds", model=model, copy_images=True, samples=0).labelled
 
 
 def test_the_ray_engine_without_ray_is_one_clear_error(tmp_path, monkeypatch):

@@ -62,3 +62,39 @@ def test_nothing_found_is_one_clear_error(tree, tmp_path):
         find_sources(tmp_path / "missing")
     with pytest.raises(SourceError, match="URL"):
         find_sources("https://example.com/a.jpg")
+
+
+def test_no_image_takes_a_name_a_video_frame_has(tmp_path):
+    # clip_000000.jpg beside clip.avi: both would write labels/<split>/clip_000000.txt
+    image = np.full((24, 32, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "clip_000000.jpg"), image)
+    write_video(tmp_path / "clip.avi", frames=2)
+    found = find_sources(tmp_path)  # the video comes first ("clip.avi" < "clip_000000.jpg")
+    assert [p for _, p in found.videos] == ["clip"] and [i.name for i in found.images] == ["clip_000000_1.jpg"]
+    # the other way round: an image named first keeps its name, the video takes another prefix
+    (tmp_path / "a").mkdir()
+    write_video(tmp_path / "a" / "clip.avi", frames=2)
+    both = find_sources([tmp_path / "clip_000000.jpg", tmp_path / "a"])
+    assert [i.name for i in both.images] == ["clip_000000.jpg"] and [p for _, p in both.videos] == ["clip_1"]
+    # an earlier run's frames keep their video's prefix away from new images
+    video = str((tmp_path / "clip.avi").resolve())
+    resumed = find_sources(tmp_path / "clip_000000.jpg", known={f"{video}#frame=4": "clip_000004.png"})
+    assert [i.name for i in resumed.images] == ["clip_000000_1.jpg"]
+
+
+def test_linked_folders_glob_like_names_and_empty_sources(tree, tmp_path):
+    image = np.full((24, 32, 3), 90, np.uint8)
+    (tmp_path / "photos [1]").mkdir()
+    cv2.imwrite(str(tmp_path / "photos [1]" / "p.jpg"), image)
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "linked").symlink_to(tree / "b", target_is_directory=True)  # its images are labelled too
+    (tmp_path / "set" / "loop").symlink_to(tmp_path / "set", target_is_directory=True)  # searched once, no loop
+    (tmp_path / "set" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a broken link: skipped, named as it is
+    found = find_sources([tmp_path / "set", tmp_path / "photos [1]" / "p.jpg"])  # that file, not a pattern
+    assert sorted(i.name for i in found.images) == ["gone.jpg", "linked__deep__y.PNG", "linked__x.jpg", "p.jpg"]
+    errors = [str(e) for _, _, e in iter_images(found) if e is not None]
+    assert errors == [f"cannot read image file {tmp_path / 'set' / 'gone.jpg'}: it links to {tmp_path / 'nowhere.jpg'}, "
+                      "which does not exist"]  # fmt: skip
+    # one source among several finding nothing (a wrong suffix, a typo) is an error naming it, not a smaller run
+    with pytest.raises(SourceError, match=r"no images or videos found: searched pattern '.*\*\.png'.*leave out"):
+        find_sources([tmp_path / "set", str(tree / "a" / "*.png")])

@@ -47,3 +47,4 @@ def test_too_many_cpu_actors_is_an_error_not_a_hang(local_ray, tmp_path):
     write_scenes(tmp_path / "images", 1)
     with pytest.raises(ConfigError, match="3 detector actors need 3 CPUs, but the Ray cluster has 2; pass --actors 2"):
         label(tmp_path / "images", "star", out=tmp_path / "ds", engine="ray", actors=3)
+    assert not (tmp_path / "ds").exists()  # checked before anything is written: the next try is not refused

@@ -26,8 +26,8 @@ def test_ontology_file(tmp_path):
     assert o.conf == (0.6, 0.2, 0.1)  # file default, file override, then the command line's override
     assert make_ontology(str(path), conf=0.5).conf == (0.6, 0.5, 0.5)  # --conf's default wins over the file's
     plain = tmp_path / "plain.yml"
-    plain.write_text("car: [car, automobile]\ndog:\n")
-    assert make_ontology(plain).vocabulary == ["car", "automobile", "dog"]
+    plain.write_text("car: [car, automobile]\ndog:\ncat: cat|kitten\n")  # the --classes syntax in a value too
+    assert make_ontology(plain).vocabulary == ["car", "automobile", "dog", "cat", "kitten"]
     text = tmp_path / "classes.txt"
     text.write_text("# a class file\ncar=car|automobile\ndog\n")
     assert make_ontology(text).names == ("car", "dog")
@@ -41,7 +41,6 @@ def test_ontology_file(tmp_path):
         ("car=car|automobile, truck=automobile", None, None, "belongs to both 'car' and 'truck'"),
         ("car=car|car", None, None, "lists the prompt 'car' twice"),
         ("car, dog", "dog", None, "also a prompt of 'dog'"),
-        ("car", "shelf, Shelf", None, "negative twice"),
         ("car", None, "truck=0.5", "'truck', which is not a class"),
         ("car", None, "1.5", r"threshold in \[0, 1\]"),
         ("car", None, "car=x", r"threshold in \[0, 1\]"),
@@ -51,6 +50,23 @@ def test_ontology_file(tmp_path):
 def test_bad_ontologies_name_the_problem(classes, negative, conf, message):
     with pytest.raises(VocabularyError, match=message):
         make_ontology(classes, negative, conf)
+
+
+def test_ontology_file_mistakes_are_errors_not_classes(tmp_path):
+    with pytest.raises(VocabularyError, match="does not exist"):  # a typo in the path was a class "ontolgy.yaml"
+        make_ontology(str(tmp_path / "ontolgy.yaml"))
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("yes: [sure]\n1: one\n")  # YAML 1.1: True and 1, one key in a Python dict
+    with pytest.raises(VocabularyError, match="class names must be text"):
+        make_ontology(odd)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("classes: {car: [car, automobile]}\nnegatives: [shelf]\n")
+    with pytest.raises(VocabularyError, match="unknown key.*negatives"):
+        make_ontology(typo)
+    # a negative in the file and on the command line (the README's example) is one negative
+    both = tmp_path / "both.yaml"
+    both.write_text("classes: [car]\nnegative: [shelf, thermos]\n")
+    assert make_ontology(both, "shelf, Thermos, box").negatives == ("shelf", "thermos", "box")
 
 
 def test_conf_values():

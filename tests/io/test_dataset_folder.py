@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import yaml
 
-from ovdet.io.dataset_folder import assign_splits, likely_split, write_dataset
+from ovdet.io.dataset_folder import assign_splits, group_of, likely_split, write_dataset
 from ovdet.io.label_formats import LabelRecord
 
 
@@ -31,6 +31,7 @@ def test_frames_of_a_video_stay_together():
     s = assign_splits(items, 0.8, 0)
     straddling = [v for v in range(20) if len({s[f"clip{v}_{f:06d}.png"] for f in range(5)}) > 1]
     assert len(straddling) <= 1  # only the video at the boundary can be cut
+    assert group_of("clip_1000000.png", 1000000) == group_of("clip_000000.png", 0) == "clip"  # past 6 digits too
 
 
 def _rec(source, name, stored=False, frame=None):
@@ -68,3 +69,16 @@ def test_files_written_while_labelling_end_as_if_written_at_the_end(tmp_path):
     for r in [*records, frame]:
         assert (out / "images" / again[r.name] / r.name).is_file()
         assert not os.path.lexists(out / "images" / ("val" if again[r.name] == "train" else "train") / r.name)
+
+
+def test_frames_move_into_a_split_folder_not_made_yet(tmp_path):
+    # one video alone: every frame is stored in its likely split while labelling, and the exact split then moves the
+    # last ones into a split folder nothing has created yet
+    out = tmp_path / "ds"
+    frames = [_rec("/v/clip.mp4", f"clip_{i:06d}.png", stored=True, frame=i) for i in range(5)]
+    (out / "images" / "train").mkdir(parents=True)
+    for r in frames:
+        cv2.imwrite(str(out / "images" / "train" / r.name), np.zeros((32, 48, 3), np.uint8))
+    summary, splits = write_dataset(out, frames, ["thing"], [["thing"]], split=0.8, seed=0)
+    assert (summary["train"], summary["val"]) == (4, 1)
+    assert all((out / "images" / splits[r.name] / r.name).is_file() for r in frames)
