@@ -37,6 +37,15 @@ logger = logging.getLogger(__name__)
 INSTALL = 'pip install "ovdet[ray]"'
 
 
+
+def _task_cap(ray: Any, size: int) -> dict[str, Any]:
+    """Keyword arguments that cap a task-based map at ``size`` concurrent tasks: ``compute=TaskPoolStrategy(size=)``
+    where Ray has it (``concurrency=`` is deprecated since Ray 2.51), else ``concurrency=`` (Ray 2.9 to 2.4x)."""
+    try:
+        return {"compute": ray.data.TaskPoolStrategy(size=size)}
+    except (AttributeError, TypeError):
+        return {"concurrency": size}
+
 def check_ray(model: Any) -> None:
     """Fail early, with the fix, when the Ray engine cannot run: Ray Data is not installed, or ``model`` is a loaded
     detector (actors load the model themselves, from a name or path).
@@ -211,7 +220,7 @@ def ray_records(
     ds = ray.data.from_items([{"spec": json.dumps(s)} for s in specs], override_num_blocks=max(len(specs) // 4, 1))
     # decoding is light next to the detector: its tasks ask for no CPU of their own, so actors can take every
     # CPU, and as many run at once as there are actors (without a cap, Ray starts a worker per 0-CPU task)
-    ds = ds.flat_map(_decode, fn_kwargs={"vid_stride": vid_stride}, num_cpus=0, concurrency=actors)
+    ds = ds.flat_map(_decode, fn_kwargs={"vid_stride": vid_stride}, num_cpus=0, **_task_cap(ray, actors))
     ds = ds.map_batches(
         _Detector, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=actors), batch_format="numpy",
         fn_constructor_kwargs={"model": None if model is None else os.fspath(model), "text_encoder": text_encoder,
