@@ -271,7 +271,9 @@ def export_onnx(
         "stride": model.stride,
         "imgsz": list(size),
         "architecture": model.config.name,
-        "text_encoder": {"spec": encoder.spec, "key": encoder.key, "dim": encoder.dim} if encoder is not None else None,
+        # travels: the tower is carried in the model's checkpoint, its spec names no weights a user could fetch
+        "text_encoder": {"spec": encoder.spec, "key": encoder.key, "dim": encoder.dim, "travels": encoder.travels}
+        if encoder is not None else None,
         "preprocess": {"letterbox": "ultralytics", "pad_value": 114, "input": "RGB / 255"},
         "inputs": {"images": "(B, 3, H, W) float32 RGB in [0, 1]"},
         "outputs": {"boxes": "(B, A, 4) xyxy input pixels", "scores": "(B, K, A) probabilities",

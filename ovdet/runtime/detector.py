@@ -49,16 +49,18 @@ def decode_embeddings(text: str, dim: int) -> np.ndarray:
 class _CachedPrompts:
     """Stands in for a text encoder where none was exported: serves prompts from the embedding cache only."""
 
-    def __init__(self, key: str, dim: int, spec: str | None, where: Path):
-        self.key, self.dim, self.spec, self.where = key, dim, spec, where
+    def __init__(self, key: str, dim: int, spec: str | None, where: Path, travels: bool = False):
+        self.key, self.dim, self.spec, self.where, self.travels = key, dim, spec, where, travels
 
     def encode(self, texts: Sequence[str], *, device: Any = None) -> np.ndarray:
         found = DEFAULT_CACHE.get(self.key, texts)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
+            # a tower carried in the checkpoint has no spec to fetch it by: it is exported from the model itself
+            source = "ovdet.load(MODEL).text_encoder" if self.travels else repr(self.spec)
             raise VocabularyError(
                 f"no text encoder to embed {', '.join(map(repr, missing[:5]))}{' ...' if len(missing) > 5 else ''}: "
-                f"export it once where PyTorch is installed, ovdet.export_text_encoder({self.spec!r}, "
+                f"export it once where PyTorch is installed, ovdet.export_text_encoder({source}, "
                 f"'{self.where / TEXT_ENCODER_FILE}') (or pass load_onnx(..., text_encoder=PATH)), or give "
                 "set_classes(names, embeddings=...)"
             )
@@ -153,7 +155,8 @@ class OnnxDetector(Predictor):
                 path = self.path.parent / TEXT_ENCODER_FILE
             if path is None:
                 where = self.path.parent
-                self._text_encoder = _CachedPrompts(expected["key"], self.embed_dim, expected.get("spec"), where)
+                self._text_encoder = _CachedPrompts(expected["key"], self.embed_dim, expected.get("spec"), where,
+                                                expected.get("travels", False))
             else:
                 encoder = OnnxTextEncoder(path, threads=self._threads, providers=self._providers)
                 if encoder.key != expected["key"]:
