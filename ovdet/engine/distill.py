@@ -25,6 +25,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -104,7 +105,7 @@ def pretrained_clip(encoder: object) -> bool:
 
 def distillation_classes(
     dataset: Mapping[str, Sequence[str]], model: OVDetector, vocab_file: str | os.PathLike | None = None
-) -> tuple[dict[str, list[str]], str]:
+) -> tuple[dict[str, list[Any]], str]:
     """The names the teacher scores: ``(name → prompts, where they came from)``, without the dataset's classes.
 
     Args:
@@ -117,9 +118,17 @@ def distillation_classes(
     elif pretrained_clip(model.text_encoder):
         classes, source = read_vocabulary_file(OBJECTS365), "Objects365 (shipped with ovdet)"
     else:
-        classes, source = model.prompts, "the starting model's vocabulary"
+        # rows already in a YOLOE head's projected space (classes given by example) are left out: the batch's text
+        # is raw text-encoder space, which the head projects again
+        own = model.vocabulary
+        classes = {n: p for n, p, projected in zip(own.names, own.prompts, own.projected) if not projected}
+        source = "the starting model's vocabulary"
     taken = {class_key(t) for name, prompts in dataset.items() for t in (name, *prompts)}
-    kept = {n: list(p) for n, p in classes.items() if not {class_key(t) for t in (n, *p)} & taken}
+
+    def keys(name: str, prompts: Sequence[Any]) -> set[str]:  # visual prompts (VisualPrompt records) have no text
+        return {class_key(t) for t in (name, *prompts) if isinstance(t, str)}
+
+    kept = {n: list(p) for n, p in classes.items() if not keys(n, p) & taken}
     return kept, source
 
 

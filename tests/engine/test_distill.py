@@ -1,12 +1,13 @@
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 import ovdet
 from ovdet.engine.distill import (
-    DEFAULT_WEIGHT, Distiller, distillation_classes, distillation_loss, outside_boxes, read_vocabulary_file,
+    DEFAULT_WEIGHT, Distiller, build_distiller, distillation_classes, distillation_loss, outside_boxes, read_vocabulary_file,
     split_vocabulary,
 )  # fmt: skip
 from ovdet.engine.settings import load_settings
@@ -81,13 +82,36 @@ def test_labelled_boxes_are_left_to_the_labels():
     assert distillation_loss(student, teacher, keep).item() == 0.0
 
 
+def _with_vocabulary(prompts: dict, projected: list[bool] | None = None) -> SimpleNamespace:
+    names = tuple(prompts)
+    vocab = Vocabulary(names, tuple(tuple(p) for p in prompts.values()), np.eye(len(names), 8, dtype=np.float32),
+                       projected=projected)  # fmt: skip
+    return SimpleNamespace(text_encoder=None, vocabulary=vocab)
+
+
 def test_vocabulary_leaves_out_the_dataset_classes_and_their_prompts():
-    model = SimpleNamespace(text_encoder=None, prompts={
+    model = _with_vocabulary({
         "RED  square": ["red square"], "red box": ["red box"], "yellow star": ["yellow star"],
         "green ring": ["green ring", "blue circle"],  # a prompt that is a dataset class: the name goes too
     })  # fmt: skip
     classes, source = distillation_classes(DATASET, model)
     assert classes == {"yellow star": ["yellow star"]} and source == "the starting model's vocabulary"
+
+
+def test_classes_given_by_example_are_distilled_unless_already_projected(starting_model):
+    """A starting model with a class given by example (ovdet.VisualPrompt) fine-tunes: its row is distilled as the
+    model scored it, unless it lies in a YOLOE head's projected space (the batch's text is projected again)."""
+    image = np.full((128, 128, 3), 100, np.uint8)
+    image[30:90, 30:90] = (0, 0, 230)
+    example = ovdet.VisualPrompt(image, [[30, 30, 90, 90]])
+    starting_model.set_classes({"widget": [example], "yellow star": ["yellow star"], "red square": ["red square"]},
+                               imgsz=128)  # fmt: skip
+    distiller = build_distiller(starting_model, DATASET, weight=0.25, explicit=True)
+    assert distiller.names == ("widget", "yellow star")  # red square is the dataset's
+    torch.testing.assert_close(distiller.embeddings.cpu(), torch.as_tensor(starting_model.vocabulary.embeddings[:2]),
+                               rtol=0, atol=0)  # fmt: skip
+    projected = _with_vocabulary({"widget": [example], "yellow star": ["yellow star"]}, projected=[True, False])
+    assert distillation_classes(DATASET, projected)[0] == {"yellow star": ["yellow star"]}
 
 
 def test_vocabulary_file_comes_first(tmp_path):
@@ -108,7 +132,8 @@ def test_a_pretrained_clip_distils_the_shipped_objects365_names():
     classes, source = distillation_classes({"person": ["person"], "car": ["car", "automobile"]}, model)
     assert source.startswith("Objects365") and len(classes) == 365 - 2  # "Person" and "Car" are the dataset's
     assert "Sneakers" in classes and "Person" not in classes and "Car" not in classes
-    tiny = SimpleNamespace(text_encoder=SimpleNamespace(spec="ovdet-test-tiny"), prompts={"cat": ["cat"]})
+    tiny = _with_vocabulary({"cat": ["cat"]})
+    tiny.text_encoder = SimpleNamespace(spec="ovdet-test-tiny")
     assert distillation_classes(DATASET, tiny)[0] == {"cat": ["cat"]}  # random weights: the model's own names
 
 

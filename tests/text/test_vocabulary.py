@@ -41,3 +41,20 @@ def test_ready_embeddings_are_checked_and_normalised():
         Vocabulary.from_embeddings(["a", "b"], np.ones((3, 8)), 8)
     with pytest.raises(VocabularyError, match="NaN"):
         Vocabulary.from_embeddings(["a"], np.full((1, 8), np.nan), 8)
+
+
+def test_unit_rows_pass_through_bit_for_bit_and_others_are_normalised():
+    """Vectors already unit length (saved vocabularies, tuned embeddings, rows handed back by a user) are not
+    normalised again: doing so moves the last bit of about a third of them, differently on different CPUs."""
+    from ovdet.text.tuned import TunedEmbeddings
+
+    torch.manual_seed(0)
+    unit = torch.nn.functional.normalize(torch.randn(300, 512), dim=-1).numpy()
+    names = [f"class {i}" for i in range(len(unit))]
+    again = Vocabulary.from_embeddings(names, unit, dim=512).embeddings
+    np.testing.assert_array_equal(again, unit)
+    tuned = TunedEmbeddings(tuple(names), unit)
+    np.testing.assert_array_equal(TunedEmbeddings(tuned.names, tuned.embeddings).embeddings, unit)
+    scaled = Vocabulary.from_embeddings(names[:2], unit[:2] * np.float32(1.001), dim=512).embeddings
+    np.testing.assert_allclose(np.linalg.norm(scaled.astype(np.float64), axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(scaled, unit[:2], atol=1e-6)
