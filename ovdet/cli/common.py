@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import VocabularyError
+
+if TYPE_CHECKING:  # the CLI imports neither detector before it must: the ONNX path runs without torch
+    from ..runtime.predictor import Predictor
 
 __all__ = [
     "add_model_args",
@@ -179,8 +183,14 @@ def class_inputs(args: argparse.Namespace, classes: dict[str, list] | None) -> l
     return [f for f in files if f is not None] + prompt_images(classes)
 
 
-def set_classes(model, classes: dict[str, list], imgsz: int | None) -> None:  # noqa: ANN001 (either detector)
-    """``model.set_classes(classes)``; a PyTorch model reads visual prompts' reference images at ``--imgsz``."""
+def set_classes(model: Predictor, classes: dict[str, list], imgsz: int | None) -> None:
+    """``model.set_classes(classes)`` on either detector (``OVDetector`` or ``OnnxDetector``); a PyTorch model reads
+    visual prompts' reference images at ``--imgsz``.
+
+    Raises:
+        VocabularyError: bad classes (see ``set_classes``).
+        SourceError: a reference image that cannot be read.
+    """
     from ..prompts import is_visual
 
     if imgsz is not None and any(is_visual(p) for ps in classes.values() for p in ps) and hasattr(model, "embed_visual"):

@@ -66,4 +66,5 @@ class Replay:
             yield from self.loader
 
     def next(self) -> Batch:
+        """The next batch of the base dataset, its loader restarted (reshuffled) whenever it runs out."""
         return next(self._batches)

@@ -54,6 +54,7 @@ class TunedEmbeddings:
 
     @property
     def dim(self) -> int:
+        """``D``, the text-embedding dimension of the rows."""
         return int(self.embeddings.shape[1])
 
     def get(self, name: str) -> np.ndarray | None:
