@@ -40,7 +40,7 @@ INSTALL = 'pip install "ovdet[ray]"'
 
 def _task_cap(ray: Any, size: int) -> dict[str, Any]:
     """Keyword arguments that cap a task-based map at ``size`` concurrent tasks: ``compute=TaskPoolStrategy(size=)``
-    where Ray has it (``concurrency=`` is deprecated since Ray 2.51), else ``concurrency=`` (Ray 2.9 to 2.4x)."""
+    where Ray has it (``concurrency=`` is deprecated since Ray 2.51), else ``concurrency=`` (older Ray, from 2.10)."""
     try:
         return {"compute": ray.data.TaskPoolStrategy(size=size)}
     except (AttributeError, TypeError):
