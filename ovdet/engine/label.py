@@ -2,9 +2,9 @@
 
 The run, top to bottom:
 
-1. **Check everything first** — the ontology (:mod:`ovdet.engine.ontology`), the settings, the output folder, the
-   sources (:mod:`ovdet.engine.label_items`), the engine — then load the model and set its vocabulary: every prompt of
-   every class, and the negatives, scored in one pass.
+1. **Check everything first** — the ontology (:mod:`ovdet.engine.ontology`), the settings, the output folder
+   (:mod:`ovdet.engine.label_folder`), the sources (:mod:`ovdet.engine.label_items`), the engine — then load the
+   model and set its vocabulary: every prompt of every class, and the negatives, scored in one pass.
 2. **Label** the images not labelled yet, in batches, on the local engine (this process) or on Ray Data
    (:mod:`ovdet.engine.label_ray`). Each labelled image is one line appended to ``records.jsonl``, the run's journal
    (:class:`ovdet.io.journal.Journal`); an unreadable image is skipped, listed, and tried again by the next run.
@@ -21,7 +21,6 @@ each image exactly once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,10 +34,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError, SourceError
-from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
-from ..io.dataset_folder import FORMATS, SPLITS, group_of, likely_split, store_image, write_dataset
-from ..io.journal import Journal, read_journal
+from ..fileio import MARKER, atomic_write_text, write_marker
+from ..io.dataset_folder import FORMATS, group_of, likely_split, store_image, write_dataset
+from ..io.journal import Journal
 from ..io.label_formats import LabelRecord
+from .label_folder import (
+    JOURNAL,
+    SETTINGS,
+    SHEET,
+    SUMMARY,
+    check_links,
+    check_out,
+    compare_settings,
+    model_digest,
+    remove_run,
+)
 from .label_items import LabelItem, LabelSources, find_sources, iter_images
 from .ontology import Ontology, make_ontology
 
@@ -46,11 +56,6 @@ __all__ = ["label", "LabelSummary", "LabelOptions", "detect_records"]
 
 logger = logging.getLogger(__name__)
 
-JOURNAL, SETTINGS, SUMMARY, SHEET = "records.jsonl", "label.json", "summary.json", "contact_sheet.jpg"
-# every file a run writes besides its images and YOLO label files (named per record): what --overwrite removes
-_OURS = (JOURNAL, SETTINGS, SUMMARY, SHEET, "data.yaml", "coco.yaml", *(f"annotations/{s}.json" for s in SPLITS),
-         "labelstudio/tasks.json", "labelstudio/config.xml")  # fmt: skip
-_NOT_COMPARED = ("format_version", "model")  # the model's name may change (a path moved); its digest may not
 
 
 @dataclass(frozen=True)
@@ -102,79 +107,6 @@ def _local_records(
         yield from ((it, rec, im, None) for (it, im), rec in zip(pending, detect_records(model, pending, opts)))
 
 
-def model_digest(model: Any) -> str:
-    """sha256 of what decides the labels: the weights (or the ONNX file) and the vocabulary's embeddings."""
-    h = hashlib.sha256()
-    if hasattr(model, "state_dict"):
-        for key, value in sorted(model.state_dict().items()):
-            h.update(key.encode())
-            h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
-    else:
-        h.update(Path(model.path).read_bytes())
-    h.update(np.ascontiguousarray(model.vocabulary.embeddings, np.float32).tobytes())
-    return h.hexdigest()
-
-
-def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]:
-    """Check the output folder before anything loads; returns the earlier run's journal records (for ``resume`` and
-    ``overwrite``)."""
-    # a file, a folder of the user's, or a place that cannot be written (below a file, read-only): refused here,
-    # before the model loads, not by a traceback when the folder is made
-    check_output_dir(out, what="--out", owned=has_marker("label"), fix="label into a new subfolder of it (ovdet "
-                     "label never writes into, or deletes from, a folder of yours)")  # fmt: skip
-    if not out.is_dir() or not any(out.iterdir()):
-        return []
-    try:
-        records = read_journal(out / JOURNAL, skip_damaged=overwrite)  # starting over needs only the names it can
-    except ValueError as e:
-        raise OutputError(f"{e}; label into a new folder, or --overwrite this one") from None
-    if not resume and not overwrite:
-        raise OutputError(f"--out {out} holds an earlier ovdet label run ({len(records)} images labelled); pass "
-                          "--resume to label only what is new, or --overwrite to start over")  # fmt: skip
-    return records
-
-
-def _check_links(out: Path) -> None:
-    """The dataset links to the images: check that ``out``'s file system can hold symbolic links (FAT and exFAT
-    drives, some network shares and Windows without developer mode cannot), before any work.
-
-    Raises:
-        OutputError: naming ``--copy-images``, the fix.
-    """
-    folder = out
-    while not folder.is_dir():
-        folder = folder.parent
-    probe = folder / f".ovdet-link-probe.{os.getpid()}"
-    try:
-        os.symlink(os.path.abspath(__file__), probe)
-    except OSError as e:
-        raise OutputError(f"cannot link images into {out}: {folder} does not take symbolic links ({e.strerror or e});"
-                          " pass --copy-images (copy_images=True) to copy them into the dataset") from None  # fmt: skip
-    probe.unlink()
-
-
-def _remove_run(out: Path, records: list[dict[str, Any]]) -> None:
-    """Delete what an earlier run wrote in ``out``: its files, by name, then the folders they leave empty. A file
-    of the user's there (in ``annotations/`` or ``labels/`` too) is kept, and so is the folder holding it."""
-
-    def remove(path: Path) -> None:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-
-    for record in records:
-        name = str(record.get("name") or "")
-        if name and Path(name).name == name:  # a journal line naming a path elsewhere is not followed
-            for split in SPLITS:
-                remove(out / "images" / split / name)
-                remove(out / "labels" / split / (Path(name).stem + ".txt"))
-    for name in _OURS:
-        remove(out / name)
-    for folder in (*(out / k / s for k in ("images", "labels") for s in SPLITS), out / "images", out / "labels",
-                   out / "annotations", out / "labelstudio"):  # fmt: skip
-        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
 def _check_labelstudio(ls: dict[str, Any]) -> None:
     """The Label Studio names make a valid labelling config: two distinct tag names, ``to_name`` also the tasks'
     data key, which the config reads as ``$<to_name>`` (a plain identifier: a dot would mean a nested key)."""
@@ -186,19 +118,6 @@ def _check_labelstudio(ls: dict[str, Any]) -> None:
             or not re.fullmatch(r"\w+", to_name) or from_name == to_name:  # fmt: skip
         raise ConfigError(f"Label Studio tag names must differ, --ls-from-name non-empty and --ls-to-name a word "
                           f"(letters, digits, _), got {from_name!r} and {to_name!r}; e.g. label and image")  # fmt: skip
-
-
-def _compare_settings(out: Path, settings: dict[str, Any]) -> None:
-    try:
-        old = json.loads((out / SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # killed before the settings were written: nothing was labelled under other settings
-    differ = [f"{k} ({json.dumps(old.get(k))} → {json.dumps(v)})" if k != "model_digest" else
-              "model weights or vocabulary (another digest)" for k, v in settings.items()
-              if k not in _NOT_COMPARED and old.get(k) != v]  # fmt: skip
-    if differ:
-        raise ConfigError(f"--resume: {out} was labelled with other settings: {'; '.join(differ)}. Resume with the "
-                          "same settings, or pass --overwrite to label everything again")  # fmt: skip
 
 
 def label(
@@ -287,9 +206,9 @@ def label(
     _check_labelstudio(ls)
     ontology = make_ontology(classes, negative, conf)
     out = Path(os.path.abspath(os.path.expanduser(os.fspath(out))))
-    earlier = _check_out(out, resume, overwrite)
+    earlier = check_out(out, resume, overwrite)
     if not copy_images:
-        _check_links(out)
+        check_links(out)
     known = {str(r["key"]): str(r["name"]) for r in earlier} if resume else {}
     found = find_sources(source, exclude=out, known=known)
     if engine == "ray":
@@ -308,7 +227,7 @@ def label(
         "copy_images": copy_images, "formats": list(formats), "labelstudio": ls,
     }  # fmt: skip
     if resume and earlier:
-        _compare_settings(out, settings)
+        compare_settings(out, settings)
     records, done = [], set()
     for entry in earlier if resume else ():  # journal order; a key journaled twice (a hand edit) counts once
         try:
@@ -326,7 +245,7 @@ def label(
         pool = connect(actors, threads, device)
     try:  # the folder is written from here on
         if overwrite and (out / MARKER).exists():
-            _remove_run(out, earlier)
+            remove_run(out, earlier)
         out.mkdir(parents=True, exist_ok=True)
         if not (out / MARKER).exists():
             write_marker(out, "label")

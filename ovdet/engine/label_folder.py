@@ -1,0 +1,123 @@
+"""The folder ``ovdet label`` writes into: checked before any work, resumed, or cleared of an earlier run's files.
+
+- :func:`check_out`: ``--out`` is new, empty, or an earlier run's folder (with ``resume`` or ``overwrite``); a folder
+  holding anything ovdet did not write is refused before the model loads.
+- :func:`check_links`: its file system takes the symbolic links the dataset is made of (else ``--copy-images``).
+- :func:`compare_settings`: a resumed run labels with the settings recorded in ``label.json``, or stops.
+- :func:`remove_run`: ``--overwrite`` deletes the earlier run's files by name, and only those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, OutputError
+from ..fileio import check_output_dir, has_marker
+from ..io.dataset_folder import SPLITS
+from ..io.journal import read_journal
+
+__all__ = ["JOURNAL", "SETTINGS", "SUMMARY", "SHEET", "check_out", "check_links", "compare_settings", "model_digest",
+           "remove_run"]
+
+JOURNAL, SETTINGS, SUMMARY, SHEET = "records.jsonl", "label.json", "summary.json", "contact_sheet.jpg"
+# every file a run writes besides its images and YOLO label files (named per record): what --overwrite removes
+_OURS = (JOURNAL, SETTINGS, SUMMARY, SHEET, "data.yaml", "coco.yaml", *(f"annotations/{s}.json" for s in SPLITS),
+         "labelstudio/tasks.json", "labelstudio/config.xml")  # fmt: skip
+_NOT_COMPARED = ("format_version", "model")  # the model's name may change (a path moved); its digest may not
+
+
+def model_digest(model: Any) -> str:
+    """sha256 of what decides the labels: the weights (or the ONNX file) and the vocabulary's embeddings."""
+    h = hashlib.sha256()
+    if hasattr(model, "state_dict"):
+        for key, value in sorted(model.state_dict().items()):
+            h.update(key.encode())
+            h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    else:
+        h.update(Path(model.path).read_bytes())
+    h.update(np.ascontiguousarray(model.vocabulary.embeddings, np.float32).tobytes())
+    return h.hexdigest()
+
+
+def check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]:
+    """Check the output folder before anything loads; returns the earlier run's journal records (for ``resume`` and
+    ``overwrite``)."""
+    # a file, a folder of the user's, or a place that cannot be written (below a file, read-only): refused here,
+    # before the model loads, not by a traceback when the folder is made
+    check_output_dir(out, what="--out", owned=has_marker("label"), fix="label into a new subfolder of it (ovdet "
+                     "label never writes into, or deletes from, a folder of yours)")  # fmt: skip
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
+    try:
+        records = read_journal(out / JOURNAL, skip_damaged=overwrite)  # starting over needs only the names it can
+    except ValueError as e:
+        raise OutputError(f"{e}; label into a new folder, or --overwrite this one") from None
+    if not resume and not overwrite:
+        raise OutputError(f"--out {out} holds an earlier ovdet label run ({len(records)} images labelled); pass "
+                          "--resume to label only what is new, or --overwrite to start over")  # fmt: skip
+    return records
+
+
+def check_links(out: Path) -> None:
+    """The dataset links to the images: check that ``out``'s file system can hold symbolic links (FAT and exFAT
+    drives, some network shares and Windows without developer mode cannot), before any work.
+
+    Raises:
+        OutputError: naming ``--copy-images``, the fix.
+    """
+    folder = out
+    while not folder.is_dir():
+        folder = folder.parent
+    probe = folder / f".ovdet-link-probe.{os.getpid()}"
+    try:
+        os.symlink(os.path.abspath(__file__), probe)
+    except OSError as e:
+        raise OutputError(f"cannot link images into {out}: {folder} does not take symbolic links ({e.strerror or e});"
+                          " pass --copy-images (copy_images=True) to copy them into the dataset") from None  # fmt: skip
+    probe.unlink()
+
+
+def remove_run(out: Path, records: list[dict[str, Any]]) -> None:
+    """Delete what an earlier run wrote in ``out``: its files, by name, then the folders they leave empty. A file
+    of the user's there (in ``annotations/`` or ``labels/`` too) is kept, and so is the folder holding it."""
+
+    def remove(path: Path) -> None:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+
+    for record in records:
+        name = str(record.get("name") or "")
+        if name and Path(name).name == name:  # a journal line naming a path elsewhere is not followed
+            for split in SPLITS:
+                remove(out / "images" / split / name)
+                remove(out / "labels" / split / (Path(name).stem + ".txt"))
+    for name in _OURS:
+        remove(out / name)
+    for folder in (*(out / k / s for k in ("images", "labels") for s in SPLITS), out / "images", out / "labels",
+                   out / "annotations", out / "labelstudio"):  # fmt: skip
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def compare_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Check that ``settings`` are those ``out`` was labelled with (its ``label.json``), for ``--resume``.
+
+    Raises:
+        ConfigError: listing every setting that differs.
+    """
+    try:
+        old = json.loads((out / SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # killed before the settings were written: nothing was labelled under other settings
+    differ = [f"{k} ({json.dumps(old.get(k))} → {json.dumps(v)})" if k != "model_digest" else
+              "model weights or vocabulary (another digest)" for k, v in settings.items()
+              if k not in _NOT_COMPARED and old.get(k) != v]  # fmt: skip
+    if differ:
+        raise ConfigError(f"--resume: {out} was labelled with other settings: {'; '.join(differ)}. Resume with the "
+                          "same settings, or pass --overwrite to label everything again")  # fmt: skip
