@@ -48,6 +48,7 @@ from .label_folder import (
     compare_settings,
     model_digest,
     remove_run,
+    remove_stale_temps,
 )
 from .label_items import LabelItem, LabelSources, find_sources, iter_images
 from .ontology import Ontology, make_ontology
@@ -250,9 +251,7 @@ def label(
         if not (out / MARKER).exists():
             write_marker(out, "label")
         atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-        for stale in out.rglob(".*.tmp"):  # temporaries of ours that a SIGKILL left (nothing else is named so)
-            if stale.is_file() or stale.is_symlink():
-                stale.unlink()
+        remove_stale_temps(out)  # what a SIGKILL of an earlier run left mid-write
         if pool is not None:
             from .label_ray import ray_records
 

@@ -5,6 +5,8 @@
 - :func:`check_links`: its file system takes the symbolic links the dataset is made of (else ``--copy-images``).
 - :func:`compare_settings`: a resumed run labels with the settings recorded in ``label.json``, or stops.
 - :func:`remove_run`: ``--overwrite`` deletes the earlier run's files by name, and only those.
+- :func:`remove_stale_temps`: the temporary files a killed run left are deleted: ovdet's own temporary names only
+  (:data:`ovdet.fileio.TEMP_SUFFIX`), in the folders a run writes, so a file of the user's there is never one.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from ..fileio import check_output_dir, has_marker
+from ..fileio import TEMP_SUFFIX, check_output_dir, has_marker
 from ..io.dataset_folder import SPLITS
 from ..io.journal import read_journal
 
 __all__ = ["JOURNAL", "SETTINGS", "SUMMARY", "SHEET", "check_out", "check_links", "compare_settings", "model_digest",
-           "remove_run"]
+           "remove_run", "remove_stale_temps"]
 
 JOURNAL, SETTINGS, SUMMARY, SHEET = "records.jsonl", "label.json", "summary.json", "contact_sheet.jpg"
 # every file a run writes besides its images and YOLO label files (named per record): what --overwrite removes
@@ -74,7 +76,7 @@ def check_links(out: Path) -> None:
     folder = out
     while not folder.is_dir():
         folder = folder.parent
-    probe = folder / f".ovdet-link-probe.{os.getpid()}"
+    probe = folder / f".ovdet-link-probe.{os.getpid()}{TEMP_SUFFIX}"
     try:
         os.symlink(os.path.abspath(__file__), probe)
     except OSError as e:
@@ -103,6 +105,22 @@ def remove_run(out: Path, records: list[dict[str, Any]]) -> None:
                    out / "annotations", out / "labelstudio"):  # fmt: skip
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def _run_folders(out: Path) -> tuple[Path, ...]:
+    """Every folder a run writes files into (its index files, images and label files)."""
+    return (out, out / "annotations", out / "labelstudio", *(out / k / s for k in ("images", "labels") for s in SPLITS))
+
+
+def remove_stale_temps(out: Path) -> None:
+    """Delete the temporary files an earlier run left in ``out`` when it was killed mid-write (SIGKILL, a power cut):
+    names ``.*`` + :data:`~ovdet.fileio.TEMP_SUFFIX`, which only ovdet's writers make (:func:`ovdet.fileio.
+    atomic_write_bytes`, the dataset's label files and image links), in the folders a run writes; nothing else."""
+    for folder in _run_folders(out):
+        if folder.is_dir() and not folder.is_symlink():
+            for stale in folder.glob(f".*{TEMP_SUFFIX}"):
+                if stale.is_file() or stale.is_symlink():
+                    stale.unlink()
 
 
 def compare_settings(out: Path, settings: dict[str, Any]) -> None:

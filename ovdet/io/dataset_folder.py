@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import yaml
 
-from ..fileio import atomic_write_bytes, atomic_write_text
+from ..fileio import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text
 from .label_formats import LabelRecord, class_summary, coco_dataset, dumps, labelstudio_config, labelstudio_tasks
 from .label_formats import yolo_lines
 
@@ -92,7 +92,7 @@ def _write_small(path: Path, text: str) -> None:
     # temp + rename, without fsync: label files are rebuilt from the journal on --resume, so a power cut costs
     # nothing, and an fsync per file would dominate the run
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -132,7 +132,7 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
     if here.is_symlink() or here.exists():
         return
     here.parent.mkdir(parents=True, exist_ok=True)
-    tmp = here.with_name(f".{record.name}.tmp")
+    tmp = here.with_name(f".{record.name}{TEMP_SUFFIX}")
     _remove(tmp)
     if copy:
         shutil.copy2(record.source, tmp)

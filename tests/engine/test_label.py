@@ -181,8 +181,11 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
     with pytest.raises(ConfigError, match=r"conf .*0\.5"):
         label(tmp_path / "images", CLASSES, out=out, model=model, conf=0.5, resume=True)
     write_scenes(tmp_path / "images", 2, start=4)
+    (out / ".notes.tmp").write_text("the user's, named like a temporary file")
+    (out / "labels" / "train" / ".img9.txt.k2x8_q0a.ovdet.tmp").write_text("0 0.5")  # a SIGKILL mid-write left it
     more = label(tmp_path / "images", CLASSES, out=out, model=model, resume=True, samples=0)
     assert (more.images, more.labelled) == (6, 2)  # only the new images were labelled
+    assert (out / ".notes.tmp").is_file() and not list(out.rglob("*.ovdet.tmp"))  # only ovdet's temporaries go
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 6 and len({json.loads(line)["key"] for line in lines}) == 6
     (out / "notes.md").write_text("the user's, inside ovdet's folder")
