@@ -39,6 +39,7 @@ from ..io.dataset_folder import FORMATS, group_of, likely_split, store_image, wr
 from ..io.journal import Journal
 from ..io.label_formats import LabelRecord
 from .label_folder import (
+    FORMAT_VERSION,
     JOURNAL,
     SETTINGS,
     SHEET,
@@ -46,6 +47,7 @@ from .label_folder import (
     check_links,
     check_out,
     compare_settings,
+    fixed_rows,
     model_digest,
     remove_run,
     remove_stale_temps,
@@ -220,10 +222,10 @@ def label(
     # so a head node without a GPU can drive GPU actors
     detector = _load_detector(model, text_encoder, "cpu" if engine == "ray" else device, threads, ontology)
     opts = LabelOptions(ontology.class_map, iou, detector.inference_size(imgsz), max_det, agnostic)
+    name = None if model is None else str(model if isinstance(model, (str, os.PathLike)) else type(model).__name__)
     settings = {
-        "format_version": 1, "model": None if model is None else str(model if isinstance(model, (str, os.PathLike))
-                                                                         else type(model).__name__),
-        "model_digest": model_digest(detector), **ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
+        "format_version": FORMAT_VERSION, "model": name, "model_digest": model_digest(detector),
+        "fixed_rows": fixed_rows(detector), **ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
         "max_det": max_det, "agnostic": agnostic, "vid_stride": vid_stride, "split": split, "seed": seed,
         "copy_images": copy_images, "formats": list(formats), "labelstudio": ls,
     }  # fmt: skip

@@ -209,6 +209,30 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
         label(out, "star", out=out, model=model, resume=True)
 
 
+def test_a_resume_takes_prompts_embedded_again_but_not_other_weights(tmp_path, model, monkeypatch):
+    import copy
+
+    import torch
+
+    write_scenes(tmp_path / "images", 2)
+    out = tmp_path / "ds"
+    assert label(tmp_path / "images", "star, square", out=out, model=model, samples=0).labelled == 2
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    with pytest.raises(ConfigError, match="the model: its weights, text encoder or class prompts"):
+        label(tmp_path / "images", "star, square", out=out, model=other, resume=True)
+    encode = model.text_encoder.encode
+
+    def encoded_again(texts, **kwargs):  # the cache cleared, another machine: the same prompts a few ulps apart
+        e = encode(texts, **kwargs)
+        return np.nextafter(e.numpy() if hasattr(e, "numpy") else np.asarray(e), np.float32(np.inf))
+
+    monkeypatch.setattr(model.text_encoder, "encode", encoded_again)
+    again = label(tmp_path / "images", "star, square", out=out, model=model, resume=True, samples=0)
+    assert (again.images, again.labelled) == (2, 0)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -1,13 +1,22 @@
 """The label run's folder: what a killed run leaves is swept, and only that; the settings a resume is compared by."""
 
+import copy
+import json
 import os
 
 import cv2
 import numpy as np
+import pytest
+import torch
 
-from ovdet.engine.label_folder import remove_stale_temps
+import ovdet
+from ovdet.engine.label_folder import FORMAT_VERSION, compare_settings, fixed_rows, model_digest, remove_stale_temps
+from ovdet.errors import ConfigError
 from ovdet.io.dataset_folder import store_image, write_dataset
 from ovdet.io.label_formats import LabelRecord
+from ovdet.text.tuned import TunedEmbeddings
+from ovdet.text.vocabulary import Vocabulary
+from tests.engine.test_label import _give_back_global_state  # noqa: F401 (an autouse fixture: this module loads a model)
 
 
 def _rec(source, name, stored=False, frame=None):
@@ -49,3 +58,42 @@ def test_the_temporaries_of_every_writer_are_swept_and_a_users_files_are_not(tmp
     remove_stale_temps(out / "copied")
     assert not [t for t in temps if os.path.lexists(t)]
     assert all(p.read_text() == "the user's" for p in mine)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ovdet.load()
+
+
+def test_the_digest_ignores_the_last_bits_of_embeddings_not_what_decides_labels(model):
+    names = ["red circle", "star"]
+    digest = model_digest(model.set_classes(names))
+    vocab = model.vocabulary
+    model.set_vocabulary(Vocabulary(vocab.names, vocab.prompts, np.nextafter(vocab.embeddings, np.inf)))  # 1 ulp
+    assert model_digest(model) == digest and fixed_rows(model) == {}  # text rows: by their prompts and encoder
+    assert model_digest(model.set_classes(["red circle", "square"])) != digest
+    assert model_digest(model.set_classes({"red circle": ["red circle"], "star": ["star", "red star"]})) != digest
+    other = copy.deepcopy(model.set_classes(names))
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    assert model_digest(model) == digest != model_digest(other)
+
+
+def test_a_tuned_class_is_compared_within_a_tolerance(model, tmp_path):
+    tuned = copy.deepcopy(model)
+    rng = np.random.default_rng(0)
+    tuned.tuned = TunedEmbeddings(("star",), rng.normal(size=(1, tuned.embed_dim)))
+    tuned.set_classes(["red circle", "star"])
+    settings = {"format_version": FORMAT_VERSION, "model_digest": model_digest(tuned), "fixed_rows": fixed_rows(tuned)}
+    assert list(settings["fixed_rows"]) == ["star"]
+    (tmp_path / "label.json").write_text(json.dumps(settings))
+    row = tuned.tuned.embeddings
+
+    def resumed(moved):
+        tuned.tuned = TunedEmbeddings(("star",), row + moved)
+        tuned.set_classes(["red circle", "star"])
+        return {**settings, "model_digest": model_digest(tuned), "fixed_rows": fixed_rows(tuned)}
+
+    compare_settings(tmp_path, resumed(np.spacing(row)))  # tuned again on another machine: a few ulps apart
+    with pytest.raises(ConfigError, match=r"the embeddings of star \(given by example or tuned"):
+        compare_settings(tmp_path, resumed(1e-2 * rng.normal(size=row.shape)))
