@@ -16,7 +16,7 @@ from ovdet.io.dataset_folder import store_image, write_dataset
 from ovdet.io.label_formats import LabelRecord
 from ovdet.text.tuned import TunedEmbeddings
 from ovdet.text.vocabulary import Vocabulary
-from tests.engine.test_label import _give_back_global_state  # noqa: F401 (an autouse fixture: this module loads a model)
+from tests.engine.test_label import _give_back_global_state  # noqa: F401 (autouse: this module loads a model)
 
 
 def _rec(source, name, stored=False, frame=None):
