@@ -176,7 +176,7 @@ def label(
         resume, overwrite: Continue an earlier run in ``out``, or replace it.
         engine: ``"local"`` (this process) or ``"ray"`` (Ray Data; ``pip install "ovdet[ray]"``).
         actors, threads: Ray: detector actors (default one per GPU, else 2) and CPU threads per actor; local: torch
-            threads.
+            threads (also for a loaded PyTorch detector; a loaded ONNX detector takes them from ``load_onnx``).
         labelstudio: ``from_name``, ``to_name``, ``url_prefix`` of the Label Studio tasks.
         samples: Images on the contact sheet (0: none).
         progress: Show a progress bar (images/s) on stderr.
@@ -188,7 +188,7 @@ def label(
     Raises:
         VocabularyError: a malformed ontology. SourceError: missing sources, or nothing to label.
         OutputError: ``out`` cannot be used. ConfigError: bad settings, settings other than the resumed run's,
-            ``engine="ray"`` without Ray.
+            ``engine="ray"`` without Ray, ``threads`` with a loaded ONNX detector.
     """
     if isinstance(formats, str):  # "coco,yolo", as --format takes it
         formats = [f.strip() for f in formats.split(",") if f.strip()]
@@ -270,12 +270,23 @@ def label(
 
 
 def _load_detector(model: Any, text_encoder: str | None, device: str, threads: int | None, ontology: Ontology) -> Any:
-    if model is None or isinstance(model, (str, os.PathLike)):
-        from ..io.resolve import resolve_model
+    """The detector with the ontology's prompts as its vocabulary. ``threads`` sets torch's CPU threads, which are
+    the process's: for a model loaded here and a loaded PyTorch detector alike.
+
+    Raises:
+        ConfigError: ``threads`` with a loaded ONNX detector (its ONNX Runtime session fixed them when it loaded).
+    """
+    spec = model is None or isinstance(model, (str, os.PathLike))
+    if threads is not None:
+        if not spec and not hasattr(model, "state_dict"):
+            raise ConfigError("threads cannot change a loaded ONNX detector's threads (its ONNX Runtime session has "
+                              "them): load it with ovdet.load_onnx(path, threads=N) and leave threads out")
         from ..model.device import set_threads
 
-        if threads is not None:
-            set_threads(threads)
+        set_threads(threads)
+    if spec:
+        from ..io.resolve import resolve_model
+
         model = resolve_model(model, text_encoder=text_encoder, device=device)
     model.set_classes(ontology.vocabulary)  # every prompt its own entry: scored in one pass, merged per class
     return model

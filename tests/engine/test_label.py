@@ -233,6 +233,21 @@ def test_a_resume_takes_prompts_embedded_again_but_not_other_weights(tmp_path, m
     assert (again.images, again.labelled) == (2, 0)
 
 
+def test_threads_apply_to_a_loaded_detector_too(tmp_path, model):
+    import types
+
+    import torch
+
+    write_scenes(tmp_path / "images", 1)
+    threads = 2 if torch.get_num_threads() == 1 else 1  # the module's fixture gives the process's threads back
+    label(tmp_path / "images", "star", out=tmp_path / "ds", model=model, threads=threads, samples=0)
+    assert torch.get_num_threads() == threads
+    onnx = types.SimpleNamespace(path="model.onnx")  # no state_dict: as an OnnxDetector, whose session has its threads
+    with pytest.raises(ConfigError, match=r"load it with ovdet.load_onnx\(path, threads=N\)"):
+        label(tmp_path / "images", "star", out=tmp_path / "onnx", model=onnx, threads=threads)
+    assert not (tmp_path / "onnx").exists()
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
