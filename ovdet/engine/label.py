@@ -87,7 +87,19 @@ class LabelSummary:
 
 
 def detect_records(model: Any, batch: list[tuple[LabelItem, np.ndarray]], opts: LabelOptions) -> list[LabelRecord]:
-    """Label decoded images: one :class:`LabelRecord` each (the unit both engines produce)."""
+    """Label decoded images: one :class:`LabelRecord` each, in order (the unit both engines produce).
+
+    Args:
+        model: A detector (``OVDetector`` or ``OnnxDetector``) whose vocabulary is the prompts ``opts.class_map``
+            reads (:meth:`~ovdet.runtime.predictor.Predictor.detect`).
+        batch: ``(item, image)`` pairs, each image a decoded BGR ``uint8`` ``(H, W, 3)`` array (as
+            :func:`ovdet.images.read_image` gives it); records get its ``(H, W)`` and boxes in its pixels.
+        opts: The selection settings (:class:`LabelOptions`).
+
+    Raises:
+        ValueError: a class map that does not read the model's vocabulary, or ``iou`` outside [0, 1], ``max_det``
+            below 1. VocabularyError: the model has no classes set.
+    """
     results = model.detect([im for _, im in batch], iou=opts.iou, imgsz=opts.imgsz, max_det=opts.max_det,
                            agnostic=opts.agnostic, class_map=opts.class_map)  # fmt: skip
     return [LabelRecord.from_detections(it.key, it.name, it.path, it.frame, it.store, r.orig_shape, r.boxes, r.scores,

@@ -138,6 +138,7 @@ class RayPool:
     started: bool  # this run started a local Ray, and shuts it down in close()
 
     def close(self) -> None:
+        """Shut down the local Ray this run started (once); a cluster joined through ``RAY_ADDRESS`` is left running."""
         if self.started:
             import ray
 
