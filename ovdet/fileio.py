@@ -9,7 +9,8 @@ The rules every output of ovdet follows (models, run folders, annotated images, 
   ovdet's, e.g. a saved model), or the caller passes ``overwrite=True``. A file the user names as an output is
   replaced as a whole.
 - **Atomic.** Files and folders are written to a hidden temporary sibling and renamed into place; no temporary file
-  or folder survives a failure, Ctrl-C or SIGTERM.
+  or folder survives a failure, Ctrl-C or SIGTERM. Every temporary name is ``.<name>.<random>`` +
+  :data:`TEMP_SUFFIX`, so what a SIGKILL leaves can be told from the user's own files and swept by the next run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .errors import OutputError
 
 __all__ = [
     "MARKER",
+    "TEMP_SUFFIX",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_folder",
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 MARKER = ".ovdet.json"  # written into folders ovdet creates for its outputs, so a later run knows it may reuse them
+# ends every temporary file and folder ovdet writes (a run sweeps only these: a user's ".notes.tmp" is not one)
+TEMP_SUFFIX = ".ovdet.tmp"
 Owned = Callable[[Path], bool]
 
 
@@ -64,7 +68,7 @@ def _probe_writable(folder: Path, what: str, path: Path) -> None:
     if not existing.is_dir():
         raise OutputError(f"cannot write {what} {path}: {existing} is a file, not a folder; choose another path")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".ovdet-probe.", dir=existing)
+        fd, tmp = tempfile.mkstemp(prefix=".ovdet-probe.", suffix=TEMP_SUFFIX, dir=existing)
     except OSError as e:
         raise OutputError(
             f"cannot write {what} {path}: {existing} is not writable ({e.strerror or e}); choose a folder you can "
@@ -162,7 +166,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     path = _absolute(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -197,7 +201,7 @@ def atomic_folder(
     path = check_output_dir(path, what=what, owned=owned, overwrite=overwrite)
     _probe_writable(path.parent, what, path)  # the temporary sibling and the swap happen there
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, _umask_mode(0o777))
@@ -256,7 +260,7 @@ class JsonArrayWriter:
         self.count = 0
         self._indent = indent
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX, dir=self.path.parent)
         self._tmp = Path(tmp)
         self._file: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8")
         self._file.write("[")

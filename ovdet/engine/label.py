@@ -2,9 +2,9 @@
 
 The run, top to bottom:
 
-1. **Check everything first** — the ontology (:mod:`ovdet.engine.ontology`), the settings, the output folder, the
-   sources (:mod:`ovdet.engine.label_items`), the engine — then load the model and set its vocabulary: every prompt of
-   every class, and the negatives, scored in one pass.
+1. **Check everything first** — the ontology (:mod:`ovdet.engine.ontology`), the settings, the output folder
+   (:mod:`ovdet.engine.label_folder`), the sources (:mod:`ovdet.engine.label_items`), the engine — then load the
+   model and set its vocabulary: every prompt of every class, and the negatives, scored in one pass.
 2. **Label** the images not labelled yet, in batches, on the local engine (this process) or on Ray Data
    (:mod:`ovdet.engine.label_ray`). Each labelled image is one line appended to ``records.jsonl``, the run's journal
    (:class:`ovdet.io.journal.Journal`); an unreadable image is skipped, listed, and tried again by the next run.
@@ -21,7 +21,6 @@ each image exactly once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,10 +34,24 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError, SourceError
-from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
-from ..io.dataset_folder import FORMATS, SPLITS, group_of, likely_split, store_image, write_dataset
-from ..io.journal import Journal, read_journal
+from ..fileio import MARKER, atomic_write_text, write_marker
+from ..io.dataset_folder import FORMATS, group_of, likely_split, store_image, write_dataset
+from ..io.journal import Journal
 from ..io.label_formats import LabelRecord
+from .label_folder import (
+    FORMAT_VERSION,
+    JOURNAL,
+    SETTINGS,
+    SHEET,
+    SUMMARY,
+    check_links,
+    check_out,
+    compare_settings,
+    fixed_rows,
+    model_digest,
+    remove_run,
+    remove_stale_temps,
+)
 from .label_items import LabelItem, LabelSources, find_sources, iter_images
 from .ontology import Ontology, make_ontology
 
@@ -46,11 +59,6 @@ __all__ = ["label", "LabelSummary", "LabelOptions", "detect_records"]
 
 logger = logging.getLogger(__name__)
 
-JOURNAL, SETTINGS, SUMMARY, SHEET = "records.jsonl", "label.json", "summary.json", "contact_sheet.jpg"
-# every file a run writes besides its images and YOLO label files (named per record): what --overwrite removes
-_OURS = (JOURNAL, SETTINGS, SUMMARY, SHEET, "data.yaml", "coco.yaml", *(f"annotations/{s}.json" for s in SPLITS),
-         "labelstudio/tasks.json", "labelstudio/config.xml")  # fmt: skip
-_NOT_COMPARED = ("format_version", "model")  # the model's name may change (a path moved); its digest may not
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,19 @@ class LabelSummary:
 
 
 def detect_records(model: Any, batch: list[tuple[LabelItem, np.ndarray]], opts: LabelOptions) -> list[LabelRecord]:
-    """Label decoded images: one :class:`LabelRecord` each (the unit both engines produce)."""
+    """Label decoded images: one :class:`LabelRecord` each, in order (the unit both engines produce).
+
+    Args:
+        model: A detector (``OVDetector`` or ``OnnxDetector``) whose vocabulary is the prompts ``opts.class_map``
+            reads (:meth:`~ovdet.runtime.predictor.Predictor.detect`).
+        batch: ``(item, image)`` pairs, each image a decoded BGR ``uint8`` ``(H, W, 3)`` array (as
+            :func:`ovdet.images.read_image` gives it); records get its ``(H, W)`` and boxes in its pixels.
+        opts: The selection settings (:class:`LabelOptions`).
+
+    Raises:
+        ValueError: a class map that does not read the model's vocabulary, or ``iou`` outside [0, 1], ``max_det``
+            below 1. VocabularyError: the model has no classes set.
+    """
     results = model.detect([im for _, im in batch], iou=opts.iou, imgsz=opts.imgsz, max_det=opts.max_det,
                            agnostic=opts.agnostic, class_map=opts.class_map)  # fmt: skip
     return [LabelRecord.from_detections(it.key, it.name, it.path, it.frame, it.store, r.orig_shape, r.boxes, r.scores,
@@ -102,79 +122,6 @@ def _local_records(
         yield from ((it, rec, im, None) for (it, im), rec in zip(pending, detect_records(model, pending, opts)))
 
 
-def model_digest(model: Any) -> str:
-    """sha256 of what decides the labels: the weights (or the ONNX file) and the vocabulary's embeddings."""
-    h = hashlib.sha256()
-    if hasattr(model, "state_dict"):
-        for key, value in sorted(model.state_dict().items()):
-            h.update(key.encode())
-            h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
-    else:
-        h.update(Path(model.path).read_bytes())
-    h.update(np.ascontiguousarray(model.vocabulary.embeddings, np.float32).tobytes())
-    return h.hexdigest()
-
-
-def _check_out(out: Path, resume: bool, overwrite: bool) -> list[dict[str, Any]]:
-    """Check the output folder before anything loads; returns the earlier run's journal records (for ``resume`` and
-    ``overwrite``)."""
-    # a file, a folder of the user's, or a place that cannot be written (below a file, read-only): refused here,
-    # before the model loads, not by a traceback when the folder is made
-    check_output_dir(out, what="--out", owned=has_marker("label"), fix="label into a new subfolder of it (ovdet "
-                     "label never writes into, or deletes from, a folder of yours)")  # fmt: skip
-    if not out.is_dir() or not any(out.iterdir()):
-        return []
-    try:
-        records = read_journal(out / JOURNAL, skip_damaged=overwrite)  # starting over needs only the names it can
-    except ValueError as e:
-        raise OutputError(f"{e}; label into a new folder, or --overwrite this one") from None
-    if not resume and not overwrite:
-        raise OutputError(f"--out {out} holds an earlier ovdet label run ({len(records)} images labelled); pass "
-                          "--resume to label only what is new, or --overwrite to start over")  # fmt: skip
-    return records
-
-
-def _check_links(out: Path) -> None:
-    """The dataset links to the images: check that ``out``'s file system can hold symbolic links (FAT and exFAT
-    drives, some network shares and Windows without developer mode cannot), before any work.
-
-    Raises:
-        OutputError: naming ``--copy-images``, the fix.
-    """
-    folder = out
-    while not folder.is_dir():
-        folder = folder.parent
-    probe = folder / f".ovdet-link-probe.{os.getpid()}"
-    try:
-        os.symlink(os.path.abspath(__file__), probe)
-    except OSError as e:
-        raise OutputError(f"cannot link images into {out}: {folder} does not take symbolic links ({e.strerror or e});"
-                          " pass --copy-images (copy_images=True) to copy them into the dataset") from None  # fmt: skip
-    probe.unlink()
-
-
-def _remove_run(out: Path, records: list[dict[str, Any]]) -> None:
-    """Delete what an earlier run wrote in ``out``: its files, by name, then the folders they leave empty. A file
-    of the user's there (in ``annotations/`` or ``labels/`` too) is kept, and so is the folder holding it."""
-
-    def remove(path: Path) -> None:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-
-    for record in records:
-        name = str(record.get("name") or "")
-        if name and Path(name).name == name:  # a journal line naming a path elsewhere is not followed
-            for split in SPLITS:
-                remove(out / "images" / split / name)
-                remove(out / "labels" / split / (Path(name).stem + ".txt"))
-    for name in _OURS:
-        remove(out / name)
-    for folder in (*(out / k / s for k in ("images", "labels") for s in SPLITS), out / "images", out / "labels",
-                   out / "annotations", out / "labelstudio"):  # fmt: skip
-        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
 def _check_labelstudio(ls: dict[str, Any]) -> None:
     """The Label Studio names make a valid labelling config: two distinct tag names, ``to_name`` also the tasks'
     data key, which the config reads as ``$<to_name>`` (a plain identifier: a dot would mean a nested key)."""
@@ -186,19 +133,6 @@ def _check_labelstudio(ls: dict[str, Any]) -> None:
             or not re.fullmatch(r"\w+", to_name) or from_name == to_name:  # fmt: skip
         raise ConfigError(f"Label Studio tag names must differ, --ls-from-name non-empty and --ls-to-name a word "
                           f"(letters, digits, _), got {from_name!r} and {to_name!r}; e.g. label and image")  # fmt: skip
-
-
-def _compare_settings(out: Path, settings: dict[str, Any]) -> None:
-    try:
-        old = json.loads((out / SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # killed before the settings were written: nothing was labelled under other settings
-    differ = [f"{k} ({json.dumps(old.get(k))} → {json.dumps(v)})" if k != "model_digest" else
-              "model weights or vocabulary (another digest)" for k, v in settings.items()
-              if k not in _NOT_COMPARED and old.get(k) != v]  # fmt: skip
-    if differ:
-        raise ConfigError(f"--resume: {out} was labelled with other settings: {'; '.join(differ)}. Resume with the "
-                          "same settings, or pass --overwrite to label everything again")  # fmt: skip
 
 
 def label(
@@ -254,7 +188,7 @@ def label(
         resume, overwrite: Continue an earlier run in ``out``, or replace it.
         engine: ``"local"`` (this process) or ``"ray"`` (Ray Data; ``pip install "ovdet[ray]"``).
         actors, threads: Ray: detector actors (default one per GPU, else 2) and CPU threads per actor; local: torch
-            threads.
+            threads (also for a loaded PyTorch detector; a loaded ONNX detector takes them from ``load_onnx``).
         labelstudio: ``from_name``, ``to_name``, ``url_prefix`` of the Label Studio tasks.
         samples: Images on the contact sheet (0: none).
         progress: Show a progress bar (images/s) on stderr.
@@ -266,7 +200,7 @@ def label(
     Raises:
         VocabularyError: a malformed ontology. SourceError: missing sources, or nothing to label.
         OutputError: ``out`` cannot be used. ConfigError: bad settings, settings other than the resumed run's,
-            ``engine="ray"`` without Ray.
+            ``engine="ray"`` without Ray, ``threads`` with a loaded ONNX detector.
     """
     if isinstance(formats, str):  # "coco,yolo", as --format takes it
         formats = [f.strip() for f in formats.split(",") if f.strip()]
@@ -287,9 +221,9 @@ def label(
     _check_labelstudio(ls)
     ontology = make_ontology(classes, negative, conf)
     out = Path(os.path.abspath(os.path.expanduser(os.fspath(out))))
-    earlier = _check_out(out, resume, overwrite)
+    earlier = check_out(out, resume, overwrite)
     if not copy_images:
-        _check_links(out)
+        check_links(out)
     known = {str(r["key"]): str(r["name"]) for r in earlier} if resume else {}
     found = find_sources(source, exclude=out, known=known)
     if engine == "ray":
@@ -300,15 +234,15 @@ def label(
     # so a head node without a GPU can drive GPU actors
     detector = _load_detector(model, text_encoder, "cpu" if engine == "ray" else device, threads, ontology)
     opts = LabelOptions(ontology.class_map, iou, detector.inference_size(imgsz), max_det, agnostic)
+    name = None if model is None else str(model if isinstance(model, (str, os.PathLike)) else type(model).__name__)
     settings = {
-        "format_version": 1, "model": None if model is None else str(model if isinstance(model, (str, os.PathLike))
-                                                                         else type(model).__name__),
-        "model_digest": model_digest(detector), **ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
+        "format_version": FORMAT_VERSION, "model": name, "model_digest": model_digest(detector),
+        "fixed_rows": fixed_rows(detector), **ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
         "max_det": max_det, "agnostic": agnostic, "vid_stride": vid_stride, "split": split, "seed": seed,
         "copy_images": copy_images, "formats": list(formats), "labelstudio": ls,
     }  # fmt: skip
     if resume and earlier:
-        _compare_settings(out, settings)
+        compare_settings(out, settings)
     records, done = [], set()
     for entry in earlier if resume else ():  # journal order; a key journaled twice (a hand edit) counts once
         try:
@@ -326,14 +260,12 @@ def label(
         pool = connect(actors, threads, device)
     try:  # the folder is written from here on
         if overwrite and (out / MARKER).exists():
-            _remove_run(out, earlier)
+            remove_run(out, earlier)
         out.mkdir(parents=True, exist_ok=True)
         if not (out / MARKER).exists():
             write_marker(out, "label")
         atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-        for stale in out.rglob(".*.tmp"):  # temporaries of ours that a SIGKILL left (nothing else is named so)
-            if stale.is_file() or stale.is_symlink():
-                stale.unlink()
+        remove_stale_temps(out)  # what a SIGKILL of an earlier run left mid-write
         if pool is not None:
             from .label_ray import ray_records
 
@@ -350,12 +282,23 @@ def label(
 
 
 def _load_detector(model: Any, text_encoder: str | None, device: str, threads: int | None, ontology: Ontology) -> Any:
-    if model is None or isinstance(model, (str, os.PathLike)):
-        from ..io.resolve import resolve_model
+    """The detector with the ontology's prompts as its vocabulary. ``threads`` sets torch's CPU threads, which are
+    the process's: for a model loaded here and a loaded PyTorch detector alike.
+
+    Raises:
+        ConfigError: ``threads`` with a loaded ONNX detector (its ONNX Runtime session fixed them when it loaded).
+    """
+    spec = model is None or isinstance(model, (str, os.PathLike))
+    if threads is not None:
+        if not spec and not hasattr(model, "state_dict"):
+            raise ConfigError("threads cannot change a loaded ONNX detector's threads (its ONNX Runtime session has "
+                              "them): load it with ovdet.load_onnx(path, threads=N) and leave threads out")
         from ..model.device import set_threads
 
-        if threads is not None:
-            set_threads(threads)
+        set_threads(threads)
+    if spec:
+        from ..io.resolve import resolve_model
+
         model = resolve_model(model, text_encoder=text_encoder, device=device)
     model.set_classes(ontology.vocabulary)  # every prompt its own entry: scored in one pass, merged per class
     return model

@@ -40,7 +40,7 @@ INSTALL = 'pip install "ovdet[ray]"'
 
 def _task_cap(ray: Any, size: int) -> dict[str, Any]:
     """Keyword arguments that cap a task-based map at ``size`` concurrent tasks: ``compute=TaskPoolStrategy(size=)``
-    where Ray has it (``concurrency=`` is deprecated since Ray 2.51), else ``concurrency=`` (Ray 2.9 to 2.4x)."""
+    where Ray has it (``concurrency=`` is deprecated since Ray 2.51), else ``concurrency=`` (older Ray, from 2.10)."""
     try:
         return {"compute": ray.data.TaskPoolStrategy(size=size)}
     except (AttributeError, TypeError):
@@ -67,8 +67,10 @@ def _item_json(item: LabelItem) -> str:
     return json.dumps([item.key, item.name, item.path, item.frame, item.store])
 
 
-def _decode(row: dict[str, Any], vid_stride: int) -> list[dict[str, Any]]:
-    """A Ray task: one image row → one decoded row; one video row → a row per strided frame not labelled yet."""
+def _decode(row: dict[str, Any], vid_stride: int) -> Iterator[dict[str, Any]]:
+    """A Ray task (a generator, which ``flat_map`` iterates): one image row → one decoded row; one video row → a row
+    per strided frame not labelled yet, each yielded as it is read, so a task holds one frame at a time, not the whole
+    video (an hour of 1080p is some 600 GB of BGR frames)."""
     from ..images import read_image
     from ..sources import VideoFileSource
 
@@ -79,21 +81,21 @@ def _decode(row: dict[str, Any], vid_stride: int) -> list[dict[str, Any]]:
         try:
             image, _ = read_image(item.path)
         except SourceError as e:
-            return [{"item": _item_json(item), "image": empty, "error": str(e)}]
-        return [{"item": _item_json(item), "image": image, "error": ""}]
+            yield {"item": _item_json(item), "image": empty, "error": str(e)}
+            return
+        yield {"item": _item_json(item), "image": image, "error": ""}
+        return
     video, prefix = spec["video"]
     done = set(spec["done"])
     try:
         source = VideoFileSource(video, vid_stride=vid_stride)
     except SourceError as e:
-        return [{"item": _item_json(LabelItem(video, prefix, video)), "image": empty, "error": str(e)}]
-    rows = []
-    with source:
+        yield {"item": _item_json(LabelItem(video, prefix, video)), "image": empty, "error": str(e)}
+        return
+    with source:  # closed (its reader thread stopped) also when Ray stops iterating early
         for frame in source:
             if frame.index not in done:
-                rows.append({"item": _item_json(frame_item(video, prefix, frame.index)), "image": frame.image,
-                             "error": ""})  # fmt: skip
-    return rows
+                yield {"item": _item_json(frame_item(video, prefix, frame.index)), "image": frame.image, "error": ""}
 
 
 class _Detector:
@@ -136,6 +138,7 @@ class RayPool:
     started: bool  # this run started a local Ray, and shuts it down in close()
 
     def close(self) -> None:
+        """Shut down the local Ray this run started (once); a cluster joined through ``RAY_ADDRESS`` is left running."""
         if self.started:
             import ray
 

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import yaml
 
-from ..fileio import atomic_write_bytes, atomic_write_text
+from ..fileio import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text
 from .label_formats import LabelRecord, class_summary, coco_dataset, dumps, labelstudio_config, labelstudio_tasks
 from .label_formats import yolo_lines
 
@@ -92,7 +92,7 @@ def _write_small(path: Path, text: str) -> None:
     # temp + rename, without fsync: label files are rebuilt from the journal on --resume, so a power cut costs
     # nothing, and an fsync per file would dominate the run
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -101,6 +101,17 @@ def _write_small(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _update_small(path: Path, text: str) -> None:
+    """Write ``path`` only if it is missing or holds other text: a resume reads the label files of the images done
+    before (cheap) instead of rewriting them (a create, a rename and a new inode each, millions at scale)."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):  # missing, or not a label file of ours any more
+        pass
+    _write_small(path, text)
 
 
 def _remove(path: Path) -> None:
@@ -121,7 +132,7 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
     if here.is_symlink() or here.exists():
         return
     here.parent.mkdir(parents=True, exist_ok=True)
-    tmp = here.with_name(f".{record.name}.tmp")
+    tmp = here.with_name(f".{record.name}{TEMP_SUFFIX}")
     _remove(tmp)
     if copy:
         shutil.copy2(record.source, tmp)
@@ -161,8 +172,9 @@ def write_dataset(
     """Write (or bring up to date) every file of the dataset from its records; returns a summary (image, box and
     split counts, :func:`~ovdet.io.label_formats.class_summary`) and each image's split (name → split).
 
-    Images and YOLO label files are placed per record (a resumed run only adds the new ones and moves the few whose
-    split changed); the COCO, YOLO and Label Studio indexes and the summary are rewritten whole, atomically.
+    Images and YOLO label files are placed per record: a resumed run adds the new ones and moves the few whose split
+    changed, and leaves the others as they are (a label file is rewritten only if it is missing or its text is not
+    the record's); the COCO, YOLO and Label Studio indexes and the summary are rewritten whole, atomically.
     Image ids (COCO) follow the records' order, which is the journal's, so they stay the same on every resume.
 
     Args:
@@ -179,7 +191,7 @@ def write_dataset(
         _place_image(out, r, s, copy_images)
         if "yolo" in formats:
             stem = Path(r.name).stem + ".txt"
-            _write_small(out / "labels" / s / stem, yolo_lines(r))
+            _update_small(out / "labels" / s / stem, yolo_lines(r))
             _remove(out / "labels" / ("val" if s == "train" else "train") / stem)
     for s in SPLITS:
         (out / "images" / s).mkdir(parents=True, exist_ok=True)

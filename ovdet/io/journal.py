@@ -66,6 +66,8 @@ class Journal:
         self._synced = time.monotonic()
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` (JSON-serialisable) as one line, flushed to the OS at once and fsynced every
+        :data:`FSYNC_S` seconds."""
         assert self._file is not None, "write after close"
         self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         self._file.flush()
@@ -73,12 +75,14 @@ class Journal:
             self.sync()
 
     def sync(self) -> None:
+        """Flush and fsync what was written, so that a power cut loses none of it (nothing once closed)."""
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._synced = time.monotonic()
 
     def close(self) -> None:
+        """Sync and close the file (once; later calls do nothing)."""
         if self._file is None:
             return
         try:

@@ -75,6 +75,9 @@ class LabelRecord:
                    np.asarray(class_ids, np.int64)[keep])  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
+        """The journal's form (one ``records.jsonl`` line, read back by :meth:`from_json`): the attributes under
+        ``key``, ``name``, ``source``, ``frame``, ``stored``, ``size`` ``[h, w]``, ``boxes`` (lists of xyxy pixels,
+        0.01 px), ``scores`` (1e-5) and ``classes``."""
         return {
             "key": self.key, "name": self.name, "source": self.source, "frame": self.frame, "stored": self.stored,
             "size": list(self.size), "boxes": [[round(float(v), 2) for v in b] for b in self.boxes],

@@ -83,7 +83,11 @@ class ClassMap:
         return min(self.conf)
 
     def thresholds(self) -> np.ndarray:
-        """``(C + negatives,)`` float32: each merged class's threshold, negatives at :attr:`min_conf`."""
+        """``(C + negatives,)`` float32: each merged class's threshold, negatives at :attr:`min_conf`.
+
+        float32 as the scores are: ``predict``'s ``scores > conf`` compares float32 scores with ``float32(conf)``
+        (NumPy's and torch's Python scalars take the array's dtype), so a score exactly at a threshold is dropped by
+        both; float64 thresholds would keep ``float32(0.3) > 0.3`` here only."""
         return np.array([*self.conf, *[self.min_conf] * self.num_negatives], np.float32)
 
     def merge(self, scores: np.ndarray) -> np.ndarray:

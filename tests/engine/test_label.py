@@ -181,8 +181,11 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
     with pytest.raises(ConfigError, match=r"conf .*0\.5"):
         label(tmp_path / "images", CLASSES, out=out, model=model, conf=0.5, resume=True)
     write_scenes(tmp_path / "images", 2, start=4)
+    (out / ".notes.tmp").write_text("the user's, named like a temporary file")
+    (out / "labels" / "train" / ".img9.txt.k2x8_q0a.ovdet.tmp").write_text("0 0.5")  # a SIGKILL mid-write left it
     more = label(tmp_path / "images", CLASSES, out=out, model=model, resume=True, samples=0)
     assert (more.images, more.labelled) == (6, 2)  # only the new images were labelled
+    assert (out / ".notes.tmp").is_file() and not list(out.rglob("*.ovdet.tmp"))  # only ovdet's temporaries go
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 6 and len({json.loads(line)["key"] for line in lines}) == 6
     (out / "notes.md").write_text("the user's, inside ovdet's folder")
@@ -204,6 +207,45 @@ def test_existing_folders_are_refused_or_resumed(tmp_path, model):
     assert (inside.images, inside.labelled) == (6, 0)
     with pytest.raises(SourceError, match="no images or videos found"):
         label(out, "star", out=out, model=model, resume=True)
+
+
+def test_a_resume_takes_prompts_embedded_again_but_not_other_weights(tmp_path, model, monkeypatch):
+    import copy
+
+    import torch
+
+    write_scenes(tmp_path / "images", 2)
+    out = tmp_path / "ds"
+    assert label(tmp_path / "images", "star, square", out=out, model=model, samples=0).labelled == 2
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    with pytest.raises(ConfigError, match="the model: its weights, text encoder or class prompts"):
+        label(tmp_path / "images", "star, square", out=out, model=other, resume=True)
+    encode = model.text_encoder.encode
+
+    def encoded_again(texts, **kwargs):  # the cache cleared, another machine: the same prompts a few ulps apart
+        e = encode(texts, **kwargs)
+        return np.nextafter(e.numpy() if hasattr(e, "numpy") else np.asarray(e), np.float32(np.inf))
+
+    monkeypatch.setattr(model.text_encoder, "encode", encoded_again)
+    again = label(tmp_path / "images", "star, square", out=out, model=model, resume=True, samples=0)
+    assert (again.images, again.labelled) == (2, 0)
+
+
+def test_threads_apply_to_a_loaded_detector_too(tmp_path, model):
+    import types
+
+    import torch
+
+    write_scenes(tmp_path / "images", 1)
+    threads = 2 if torch.get_num_threads() == 1 else 1  # the module's fixture gives the process's threads back
+    label(tmp_path / "images", "star", out=tmp_path / "ds", model=model, threads=threads, samples=0)
+    assert torch.get_num_threads() == threads
+    onnx = types.SimpleNamespace(path="model.onnx")  # no state_dict: as an OnnxDetector, whose session has its threads
+    with pytest.raises(ConfigError, match=r"load it with ovdet.load_onnx\(path, threads=N\)"):
+        label(tmp_path / "images", "star", out=tmp_path / "onnx", model=onnx, threads=threads)
+    assert not (tmp_path / "onnx").exists()
 
 
 @pytest.mark.parametrize(

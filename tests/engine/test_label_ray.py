@@ -43,6 +43,41 @@ def test_ray_engine_labels_what_the_local_engine_labels(local_ray, tmp_path):
     assert frames == ["clip_000000.png", "clip_000002.png", "clip_000004.png"]
 
 
+def test_decode_streams_a_video_frame_by_frame(tmp_path, monkeypatch):
+    """A decode task yields each frame as it is read: it never holds a whole video (no Ray needed to show it)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import ovdet.sources
+    from ovdet.engine.label_ray import _decode
+
+    read = []
+
+    class Frames:  # a video of 1000 frames that counts the frames decoded so far
+        def __init__(self, path, vid_stride):
+            self.stride = vid_stride
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def __iter__(self):
+            for index in range(0, 1000, self.stride):
+                read.append(index)
+                yield SimpleNamespace(index=index, image=np.zeros((4, 4, 3), np.uint8))
+
+    monkeypatch.setattr(ovdet.sources, "VideoFileSource", Frames)
+    (tmp_path / "clip.avi").write_bytes(b"")
+    spec = {"item": None, "video": [str(tmp_path / "clip.avi"), "clip"], "done": [0, 4]}
+    rows = iter(_decode({"spec": json.dumps(spec)}, vid_stride=2))
+    first = next(rows)
+    assert json.loads(first["item"])[1] == "clip_000002.png" and read == [0, 2]  # frame 0 was labelled already
+    assert [json.loads(r["item"])[3] for r in rows] == list(range(6, 1000, 2))  # and 4 too
+
+
 def test_too_many_cpu_actors_is_an_error_not_a_hang(local_ray, tmp_path):
     write_scenes(tmp_path / "images", 1)
     with pytest.raises(ConfigError, match="3 detector actors need 3 CPUs, but the Ray cluster has 2; pass --actors 2"):

@@ -82,3 +82,34 @@ def test_frames_move_into_a_split_folder_not_made_yet(tmp_path):
     summary, splits = write_dataset(out, frames, ["thing"], [["thing"]], split=0.8, seed=0)
     assert (summary["train"], summary["val"]) == (4, 1)
     assert all((out / "images" / splits[r.name] / r.name).is_file() for r in frames)
+
+
+def test_a_resume_leaves_the_files_of_images_done_before_as_they_are(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "ds"
+    src.mkdir()
+    records = [_rec(str(src / f"{i}.jpg"), f"{i}.jpg") for i in range(40)]
+    for r in records:
+        cv2.imwrite(r.source, np.zeros((32, 48, 3), np.uint8))
+
+    def files():  # the label files and image links of each record: (split, inode, mtime) of what is there
+        found = {}
+        for p in (*out.glob("labels/*/*.txt"), *out.glob("images/*/*")):
+            st = p.lstat()
+            found[p.parent.parent.name, p.stem] = (p.parent.name, st.st_ino, st.st_mtime_ns)
+        return found
+
+    _, first = write_dataset(out, records[:30], ["thing"], [["thing"]], split=0.8, seed=0)
+    before = files()
+    (out / "labels" / first["3.jpg"] / "3.txt").write_text("0 0.5 0.5 0.9 0.9\n")  # not the journal's any more
+    _, second = write_dataset(out, records, ["thing"], [["thing"]], split=0.8, seed=0)  # 10 new images
+    after = files()
+    kept = [r.name for r in records[:30] if first[r.name] == second[r.name] and r.name != "3.jpg"]
+    assert len(kept) >= 25  # only images near the split boundary move
+    for name in kept:  # not rewritten: the same inode and mtime, for millions of files on every resume
+        stem = name.removesuffix(".jpg")
+        assert after["labels", stem] == before["labels", stem] and after["images", stem] == before["images", stem]
+    for r in records:  # and every file is the record's, in its split
+        stem = r.name.removesuffix(".jpg")
+        assert after["labels", stem][0] == after["images", stem][0] == second[r.name]
+        label = out / "labels" / second[r.name] / f"{stem}.txt"
+        assert label.read_text() == "0 0.229167 0.343750 0.375000 0.562500\n"  # box 2..20 of 48x32

@@ -115,6 +115,23 @@ def test_per_class_thresholds():
     assert c.tolist() == [1]
 
 
+def test_a_score_at_the_threshold_is_dropped_by_predict_and_label_alike():
+    # scores are float32, so predict's `scores > 0.3` compares with float32(0.3) (NumPy's and torch's Python scalars
+    # take the array's dtype); a class map compares in float32 too, so a score exactly float32(0.3) is dropped by both
+    # (float64 thresholds would keep it in `ovdet label` only) and the next float32 up is kept by both
+    at = np.float32(0.3)
+    scores = np.array([[at, np.nextafter(at, np.float32(1)), 0.2]], np.float32)
+    boxes = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [100, 100, 110, 110]], np.float32)
+    cm = ClassMap(("a",), (1,), conf=(0.3,))
+    for select in (select_detections, select_topk):
+        predicted = select(boxes, scores, conf=0.3, iou=0.5, max_det=10)[3]
+        labelled = select(boxes, scores, conf=0.0, iou=0.5, max_det=10, class_map=cm)[3]
+        assert predicted.tolist() == labelled.tolist() == [1]
+    import torch
+
+    assert (torch.from_numpy(scores[0]) > 0.3).tolist() == [False, True, False]  # the torch pre-filter agrees
+
+
 def test_end_to_end_heads_take_the_class_map_too():
     boxes, scores = _two_synonyms_one_object()
     scores = np.concatenate([scores, [[0.95, 0.0, 0.0]]])  # a negative that wins anchor 0
