@@ -37,7 +37,7 @@ from torch import nn
 
 from ..data.datasets import SplitData, load_dataset_config, load_grounding, load_split
 from ..data.training import EpochShuffle, TrainingSet, collate
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DatasetError
 from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
 from ..model.build import build_detector
 from ..model.detector import OVDetector
@@ -218,6 +218,11 @@ def train(
     if settings.grounding and not prompt_tuning:  # prompt tuning learns the dataset's classes, not phrases
         for source in data.grounding:
             records += load_grounding(source, strict=settings.strict_data)
+    if not any(len(r.boxes) for r in records):  # every image would teach "background" for every name
+        raise DatasetError(
+            f"{settings.data}: split 'train' has no labelled object in its {len(train_split.records)} images, so "
+            "there is nothing to learn; check its annotations (file, category ids) or labels/ folder"
+        )
     class_prompts = _class_prompts(train_split, data.texts)
     replay_split = replay_prompts = None
     if settings.replay is not None:
