@@ -129,7 +129,8 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"dataset file {path} does not exist")
+        what = "is a folder; give the dataset's YAML file in it" if path.is_dir() else "does not exist"
+        raise DatasetError(f"dataset file {path} {what}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:

@@ -66,7 +66,8 @@ def read_vocabulary_file(path: str | os.PathLike) -> dict[str, list[str]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"distillation vocabulary {path} does not exist; give a YAML list of names or a class file")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"distillation vocabulary {path} {what}; give a YAML list of names or a class file")
     if path.suffix.lower() not in (".yaml", ".yml"):
         return read_class_file(path)
     try:

@@ -39,23 +39,6 @@ from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, wr
 from ..io.dataset_folder import FORMATS, SPLITS, group_of, likely_split, store_image, write_dataset
 from ..io.journal import Journal, read_journal
 from ..io.label_formats import LabelRecord
-<<<<<<< Updated upstream
-=======
-from .label_folder import (
-    FORMAT_VERSION,
-    JOURNAL,
-    SETTINGS,
-    SHEET,
-    SUMMARY,
-    check_links,
-    check_out,
-    compare_settings,
-    fixed_rows,
-    model_digest,
-    remove_run,
-    remove_stale_temps,
-)
->>>>>>> Stashed changes
 from .label_items import LabelItem, LabelSources, find_sources, iter_images
 from .ontology import Ontology, make_ontology
 
@@ -317,10 +300,10 @@ def label(
     # so a head node without a GPU can drive GPU actors
     detector = _load_detector(model, text_encoder, "cpu" if engine == "ray" else device, threads, ontology)
     opts = LabelOptions(ontology.class_map, iou, detector.inference_size(imgsz), max_det, agnostic)
-    name = None if model is None else str(model if isinstance(model, (str, os.PathLike)) else type(model).__name__)
     settings = {
-        "format_version": FORMAT_VERSION, "model": name, "model_digest": model_digest(detector),
-        "fixed_rows": fixed_rows(detector), **ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
+        "format_version": 1, "model": None if model is None else str(model if isinstance(model, (str, os.PathLike))
+                                                                         else type(model).__name__),
+        "model_digest": model_digest(detector), **ontology.to_dict(), "iou": iou, "imgsz": list(opts.imgsz),
         "max_det": max_det, "agnostic": agnostic, "vid_stride": vid_stride, "split": split, "seed": seed,
         "copy_images": copy_images, "formats": list(formats), "labelstudio": ls,
     }  # fmt: skip
