@@ -36,7 +36,7 @@ import yaml
 from torch import nn
 
 from ..data.datasets import SplitData, load_dataset_config, load_grounding, load_split
-from ..data.training import EpochShuffle, TrainingSet, collate
+from ..data.training import EpochShuffle, TrainingSet, collate, worker_init
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
 from ..model.build import build_detector
@@ -269,6 +269,7 @@ def train(
         dataset, batch_size=per_process, sampler=sampler, num_workers=settings.workers, collate_fn=collate,
         drop_last=len(dataset) >= 2 * per_process, pin_memory=device.type == "cuda",
         persistent_workers=settings.workers > 0, generator=torch.Generator().manual_seed(settings.seed),
+        worker_init_fn=worker_init,
     )  # fmt: skip
     replay = None
     if replay_split is not None:  # the base dataset's images, with its own classes as negatives
