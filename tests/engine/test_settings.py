@@ -67,4 +67,5 @@ def test_recipe_numbers_are_typed_like_the_setting(tmp_path):
     s = load_settings(tmp_path / "recipe.yaml", {"data": "d.yaml", "distill": "null"})
     assert (s.epochs, s.lr0, s.cache_mb, s.distill, s.replay) == (3, 1.0, 0.5, None, None)
     assert type(s.epochs) is int and type(s.lr0) is float
-    assert load_settings(None, {"data": "d.yaml", "replay": tmp_path / "base.yaml"}).replay == str(tmp_path / "base.yaml")
+    base = tmp_path / "base.yaml"  # a pathlib.Path from Python code
+    assert load_settings(None, {"data": "d.yaml", "replay": base}).replay == str(base)
