@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import os
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,9 @@ def normalize_classes(classes: ClassSpec) -> tuple[tuple[str, ...], tuple[tuple[
     from .prompts import is_visual  # lazily: this module stays stdlib-only to import
 
     if isinstance(classes, Mapping):
-        items = [(name, [prompts] if isinstance(prompts, str) or is_visual(prompts) else list(prompts))
-                 for name, prompts in classes.items()]  # fmt: skip
+        items = [(name, [prompts] if isinstance(prompts, str) or is_visual(prompts) else
+                  list(prompts) if isinstance(prompts, Iterable) else [prompts])
+                 for name, prompts in classes.items()]  # fmt: skip  (a number: refused below, as a bad prompt)
     else:
         try:
             items = [(name, [name]) for name in classes]

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 
 from ..errors import OVDetError
 from . import convert, label, predict, stream, train
@@ -45,7 +46,20 @@ def _on_signal(signum: int, frame: object) -> None:
         return
     STOP.set()
     _first_signal[:] = [now]
+    if _in_finalizer(frame):  # Python would only print "Exception ignored in ..." and go on: STOP carries it
+        return
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _in_finalizer(frame: object) -> bool:
+    """Whether the signal interrupted a ``__del__`` or a weak-reference callback (garbage collection, e.g. a
+    DataLoader shutting its workers down), directly or in a function one of them called."""
+    while frame is not None:
+        code = frame.f_code  # type: ignore[attr-defined]
+        if code.co_name == "__del__" or (code.co_name == "remove" and code.co_filename == weakref.__file__):
+            return True
+        frame = frame.f_back  # type: ignore[attr-defined]
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:

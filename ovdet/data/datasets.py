@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..classes import class_key
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
 
@@ -128,7 +129,8 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"dataset file {path} does not exist")
+        what = "is a folder; give the dataset's YAML file in it" if path.is_dir() else "does not exist"
+        raise DatasetError(f"dataset file {path} {what}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -258,10 +260,27 @@ def load_split(config: DatasetConfig, split: str, *, strict: bool = False) -> Sp
     else:
         data = _load_coco(spec["images"], spec["annotations"], issues, split)
     issues.report()
+    _check_unique_names(data.names, data.annotations or f"{config.path} names")
     if not data.records:
         raise DatasetError(f"{config.path} split '{split}' has no usable images")
     data.missing = list(issues.missing)
     return data
+
+
+def _check_unique_names(names: tuple[str, ...], where: object) -> None:
+    """Class names are what an open-vocabulary model tells classes apart by: two categories named alike (ignoring
+    case and spacing, :func:`~ovdet.classes.class_key`) would be one text embedding, an object of one a negative of
+    the other while training, and a class index that no longer matches its category id when evaluating."""
+    first: dict[str, str] = {}
+    for name in names:
+        if class_key(name) in first:
+            other = first[class_key(name)]
+            same = f"{name!r} twice" if other == name else f"{other!r} and {name!r}"
+            raise DatasetError(
+                f"{where}: two categories are one class name ({same}); an open-vocabulary detector tells classes "
+                "apart by name, so rename one or merge them into one category"
+            )
+        first[class_key(name)] = name
 
 
 def _load_coco(images_dir: Path, ann_path: Path, issues: _Issues, split: str) -> SplitData:

@@ -14,6 +14,7 @@ buffer). The cache holds exactly what the disk gives, so it never changes a samp
 from __future__ import annotations
 
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import torch
 from .augment import AugmentConfig, build_transform
 from .datasets import ImageRecord
 
-__all__ = ["TrainingSet", "EpochShuffle", "Batch", "collate"]
+__all__ = ["TrainingSet", "EpochShuffle", "Batch", "collate", "worker_init"]
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,19 @@ class EpochShuffle(torch.utils.data.Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         torch.empty((), dtype=torch.int64).random_(generator=generator)
         return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+def worker_init(worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn``: the worker leaves the process group of the command that started it.
+
+    A signal sent to the whole group (Ctrl-C in a terminal, ``timeout -s TERM``, a scheduler stopping a job) then
+    reaches only the main process, which stops cleanly and shuts its workers down itself. Left in the group, a worker
+    took the SIGTERM too and died of it (torch's worker handler re-raises any SIGTERM its parent did not send), and
+    the main process printed "DataLoader worker ... is killed by signal: Terminated" after its one-line message.
+    A worker whose main process dies still exits: torch's watchdog checks the parent every few seconds.
+    """
+    if hasattr(os, "setpgid"):  # POSIX; Windows has no process groups of this kind
+        os.setpgid(0, 0)
 
 
 def collate(samples: Sequence[dict]) -> Batch:

@@ -55,23 +55,28 @@ OBJECTS365 = Path(__file__).parent / "vocabularies" / "objects365.yaml"
 
 
 def read_vocabulary_file(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Names (and prompts) from a vocabulary file: a YAML list of names, a YAML mapping name → prompts, or a YAML
-    ``names:`` list or ``{index: name}`` mapping (ultralytics' dataset files); any other file is a class file, one
-    class per line (``name`` or ``name=prompt|prompt``, ``#`` comments).
+    """Names (and prompts) from a vocabulary file: a YAML list of names, a YAML mapping name → prompts, a YAML
+    ``names:`` list or ``{index: name}`` mapping (ultralytics' dataset files), or a COCO-json dataset YAML (its
+    categories, with its ``texts``); any other file is a class file, one class per line (``name`` or
+    ``name=prompt|prompt``, ``#`` comments).
 
     Raises:
         ConfigError: the file is missing, unreadable, or holds no names.
         VocabularyError: a malformed class line, or duplicate names.
+        DatasetError: a dataset file whose annotations cannot be read.
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"distillation vocabulary {path} does not exist; give a YAML list of names or a class file")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"distillation vocabulary {path} {what}; give a YAML list of names or a class file")
     if path.suffix.lower() not in (".yaml", ".yml"):
         return read_class_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read distillation vocabulary {path}: {e}") from e
+    if isinstance(data, Mapping) and "names" not in data and any(k in data for k in ("train", "val", "test")):
+        return _dataset_classes(path)  # a dataset file: its classes, not its split names
     if isinstance(data, Mapping) and "names" in data:
         data = data["names"]
     if isinstance(data, Mapping) and all(isinstance(k, int) for k in data):  # {0: person, 1: car}
@@ -80,6 +85,16 @@ def read_vocabulary_file(path: str | os.PathLike) -> dict[str, list[str]]:
         raise ConfigError(f"distillation vocabulary {path} must be a YAML list of names or a mapping name -> prompts")
     names, prompts = normalize_classes(data)
     return {n: list(p) for n, p in zip(names, prompts)}
+
+
+def _dataset_classes(path: Path) -> dict[str, list[str]]:
+    """A COCO-json dataset YAML's classes: the category names of its train split (else its first split), with the
+    prompts its ``texts`` gives them."""
+    from ..data.datasets import load_dataset_config, load_split
+
+    config = load_dataset_config(path)
+    split = load_split(config, "train" if "train" in config.splits else next(iter(config.splits)))
+    return {name: list(config.texts.get(name, (name,))) for name in split.names}
 
 
 def pretrained_clip(encoder: object) -> bool:

@@ -11,7 +11,7 @@ from itertools import count
 
 import torch
 
-from ..data.training import Batch, EpochShuffle, TrainingSet, collate
+from ..data.training import Batch, EpochShuffle, TrainingSet, collate, worker_init
 
 __all__ = ["join_batches", "Replay"]
 
@@ -54,7 +54,7 @@ class Replay:
         self.sampler = EpochShuffle(len(dataset), seed)
         self.loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers, collate_fn=collate,
-            drop_last=len(dataset) >= 2 * batch_size, persistent_workers=workers > 0,
+            drop_last=len(dataset) >= 2 * batch_size, persistent_workers=workers > 0, worker_init_fn=worker_init,
         )  # fmt: skip
         self.mosaic = True
         self._batches = self._passes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,28 +135,47 @@ class TrainSettings:
 _NESTED = {"augment": AugmentConfig, "loss": LossWeights}
 
 
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+_WHAT = {int: "a whole number", float: "a number", str: "a string (a path or a name)", bool: "true/false"}
+
+
 def _coerce(cls: type, key: str, value: Any) -> Any:
-    """Cast a string override to the type of field ``key`` of ``cls``."""
+    """Cast a string override to the type of field ``key`` of ``cls``, and check that a value from a recipe (YAML
+    already typed it) has that type: ``epochs: ten`` or ``replay: 5`` is one error here, not a traceback later."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if key not in fields:
         raise ConfigError(f"unknown setting '{key}'; valid: {', '.join(sorted(fields))}")
-    default = getattr(cls(**({"data": ""} if cls is TrainSettings else {})), key)
-    if isinstance(value, str) and default is None and "float" in str(fields[key].type):
-        if value.strip().lower() in ("", "none", "null"):
-            return None
-        default = 0.0  # an optional number (distill): typed below
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
+    annotation = str(fields[key].type)
+    optional = annotation.endswith("| None")
+    kind = _TYPES.get(annotation.removesuffix("| None").strip())
+    if kind is None:  # a nested group: apply_overrides checks its fields
         return value
-    if isinstance(default, bool):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"setting '{key}' expects true/false, got {value!r}")
-    try:
-        return type(default)(value)
-    except ValueError:
-        raise ConfigError(f"setting '{key}' expects a {type(default).__name__}, got {value!r}") from None
+    if isinstance(value, str) and optional and value.strip().lower() in ("", "none", "null") and kind is not str:
+        return None
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"setting '{key}' needs a value ({_WHAT[kind]})")
+    if isinstance(value, str) and kind is not str:
+        if kind is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"setting '{key}' expects true/false, got {value!r}")
+        try:
+            return kind(value)
+        except ValueError:
+            raise ConfigError(f"setting '{key}' expects {_WHAT[kind]}, got {value!r}") from None
+    if kind is str and isinstance(value, os.PathLike):  # a pathlib.Path from Python code
+        return os.fspath(value)
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"setting '{key}' expects {_WHAT[kind]}, got {value!r}")
+    return value
 
 
 def apply_overrides(settings: TrainSettings, overrides: dict[str, Any]) -> TrainSettings:

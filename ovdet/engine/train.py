@@ -36,8 +36,8 @@ import yaml
 from torch import nn
 
 from ..data.datasets import SplitData, load_dataset_config, load_grounding, load_split
-from ..data.training import EpochShuffle, TrainingSet, collate
-from ..errors import CheckpointError, ConfigError
+from ..data.training import EpochShuffle, TrainingSet, collate, worker_init
+from ..errors import CheckpointError, ConfigError, DatasetError
 from ..fileio import MARKER, atomic_write_text, check_output_dir, has_marker, write_marker
 from ..model.build import build_detector
 from ..model.detector import OVDetector
@@ -218,6 +218,11 @@ def train(
     if settings.grounding and not prompt_tuning:  # prompt tuning learns the dataset's classes, not phrases
         for source in data.grounding:
             records += load_grounding(source, strict=settings.strict_data)
+    if not any(len(r.boxes) for r in records):  # every image would teach "background" for every name
+        raise DatasetError(
+            f"{settings.data}: split 'train' has no labelled object in its {len(train_split.records)} images, so "
+            "there is nothing to learn; check its annotations (file, category ids) or labels/ folder"
+        )
     class_prompts = _class_prompts(train_split, data.texts)
     replay_split = replay_prompts = None
     if settings.replay is not None:
@@ -264,6 +269,7 @@ def train(
         dataset, batch_size=per_process, sampler=sampler, num_workers=settings.workers, collate_fn=collate,
         drop_last=len(dataset) >= 2 * per_process, pin_memory=device.type == "cuda",
         persistent_workers=settings.workers > 0, generator=torch.Generator().manual_seed(settings.seed),
+        worker_init_fn=worker_init,
     )  # fmt: skip
     replay = None
     if replay_split is not None:  # the base dataset's images, with its own classes as negatives

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..model.detector import OVDetector
 from ..text.tuned import TunedEmbeddings
 from ..text.vocabulary import Vocabulary
@@ -88,8 +88,13 @@ def check_tuning(settings: TrainSettings) -> float:
         )
     if settings.distill_vocab is not None:
         read_vocabulary_file(settings.distill_vocab)  # a bad file fails now, not after the data loads
-    if settings.replay is not None and "train" not in load_dataset_config(settings.replay).splits:
-        raise ConfigError(f"replay dataset {settings.replay} has no train split to replay")
+    if settings.replay is not None:
+        try:
+            replay = load_dataset_config(settings.replay)
+        except DatasetError as e:  # say which of the two dataset files it is
+            raise DatasetError(f"replay dataset (--set replay=...): {e}") from None
+        if "train" not in replay.splits:
+            raise ConfigError(f"replay dataset {settings.replay} has no train split to replay")
     if settings.tune == "prompts" or from_config:
         return 0.0
     return DEFAULT_WEIGHT if settings.distill is None else float(settings.distill)

@@ -86,3 +86,21 @@ def test_training_on_a_val_split_without_iscrowd_logs_val_ap_each_epoch(tmp_path
     epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert [m.split(":")[0] for m in epochs] == ["epoch 1/2", "epoch 2/2"]
     assert all(re.search(r"\| val AP50 (\d\.\d{4}|–) AP (\d\.\d{4}|–)", m) for m in epochs), epochs
+
+
+def test_train_refuses_a_split_without_labels_or_with_two_categories_of_one_name(tmp_path, capsys):
+    # a split without one labelled object trained every name as background (cls loss 7, no error); two categories
+    # of one name crashed prompt tuning with an IndexError traceback after the run folder was written
+    tiny = str(Path(__file__).parent.parent / "tiny-detector.yaml")
+    unlabelled = make_coco(tmp_path / "unlabelled", n_train=3, n_val=1)
+    _drop(tmp_path / "unlabelled" / "train.json", lambda d: d.update(annotations=[]))
+    named_twice = make_coco(tmp_path / "twice", n_train=3, n_val=1)
+    _drop(tmp_path / "twice" / "train.json", lambda d: d["categories"][1].update(name=d["categories"][0]["name"]))
+    for data, out in ((unlabelled, "r1"), (named_twice, "r2")):
+        args = ["train", "--data", str(data), "--model", tiny, "--out", str(tmp_path / out), "--tune", "full"]
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("ovdet train: error: ") for line in err)
+    assert "split 'train' has no labelled object in its 3 images" in err[0]
+    assert "two categories are one class name ('red square' twice)" in err[1]
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()

@@ -84,3 +84,22 @@ def test_unknown_split_lists_splits(tmp_path):
     data = load_dataset_config(make_coco(tmp_path))
     with pytest.raises(DatasetError, match="has train, val"):
         load_split(data, "test")
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo"])
+def test_two_categories_with_one_name_are_one_error(tmp_path, fmt):
+    # they were one class to the model (set_classes collapsed them) but two labels to the data: prompt tuning
+    # crashed with an IndexError, full tuning trained one name as its own negative
+    yaml_path = make_coco(tmp_path) if fmt == "coco" else make_yolo(tmp_path)
+    if fmt == "coco":
+        raw = json.loads((tmp_path / "train.json").read_text())
+        raw["categories"][2]["name"] = "Red  Square"
+        (tmp_path / "train.json").write_text(json.dumps(raw))
+    else:
+        config = yaml.safe_load(yaml_path.read_text())
+        config["names"][2] = config["names"][0]
+        yaml_path.write_text(yaml.safe_dump(config))
+    data = load_dataset_config(yaml_path)
+    same = "'red square' and 'Red  Square'" if fmt == "coco" else "'red square' twice"
+    with pytest.raises(DatasetError, match=f"two categories are one class name \\({same}\\); .* rename one or merge"):
+        load_split(data, "train")

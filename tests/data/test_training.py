@@ -145,3 +145,41 @@ def test_augmentation_moves_boxes_with_pixels():
         ys, xs = np.nonzero(out["image"][..., 0] > 127)
         (box,) = out["bboxes"]
         np.testing.assert_allclose(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=2)
+
+
+def test_a_sigterm_to_the_whole_process_group_stops_training_in_one_line(tmp_path):
+    # what `timeout -s TERM` and a terminal send: the group, data-loading workers included. A worker used to die of
+    # it and the main process printed "DataLoader worker (pid N) is killed by signal: Terminated" after its message
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import TINY_CLIP_CONFIG
+
+    (tmp_path / "text.json").write_text(json.dumps(TINY_CLIP_CONFIG))
+    data = make_coco(tmp_path / "data", n_train=8, n_val=1)
+    tiny = str(Path(__file__).parent.parent / "tiny-detector.yaml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ovdet", "train", "--data", str(data), "--model", tiny, "--text-encoder",
+         str(tmp_path / "text.json"), "--epochs", "500", "--imgsz", "64", "--batch", "4", "--workers", "1",
+         "--threads", "1", "--out", str(tmp_path / "run"), "--quiet", "--set", "val_split=none"],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        lines = [proc.stderr.readline()]
+        while lines[-1] and not lines[-1].startswith("ovdet: epoch 1/"):
+            lines.append(proc.stderr.readline())  # the workers have been started and have served an epoch
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        if children.exists():  # Linux: the worker left the group (else whether it dies first is a race)
+            workers = [int(pid) for pid in children.read_text().split()]
+            assert workers and all(os.getpgid(pid) != proc.pid for pid in workers), workers
+        os.killpg(proc.pid, signal.SIGTERM)
+        stderr = "".join(lines) + proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, stderr
+    assert stderr.splitlines()[-1] == "ovdet train: terminated (SIGTERM); outputs closed", stderr
+    assert "Traceback" not in stderr and "killed by signal" not in stderr, stderr

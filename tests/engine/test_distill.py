@@ -12,9 +12,10 @@ from ovdet.engine.distill import (
 )  # fmt: skip
 from ovdet.engine.settings import load_settings
 from ovdet.engine.tune import check_tuning
-from ovdet.errors import ConfigError
+from ovdet.errors import ConfigError, VocabularyError
 from ovdet.model import build_detector
 from ovdet.text.vocabulary import Vocabulary
+from tests.fixtures_data import make_coco
 
 TINY_DETECTOR = str(Path(__file__).parent.parent / "tiny-detector.yaml")
 DATASET = {"red square": ["red square", "Red Box"], "blue circle": ["blue circle"]}
@@ -125,6 +126,21 @@ def test_vocabulary_file_comes_first(tmp_path):
     (tmp_path / "empty.yaml").write_text("{}\n")
     with pytest.raises(ConfigError, match="list of names"):
         read_vocabulary_file(tmp_path / "empty.yaml")
+
+
+def test_a_dataset_file_as_vocabulary_gives_its_classes_not_its_split_names(tmp_path):
+    # a dataset YAML (train/val/texts, no names:) was read as the mapping {"train": ..., "val": ..., "texts": ...}:
+    # the names "train", "val" and "texts" were distilled, with "images" and "annotations" as their prompts
+    base = make_coco(tmp_path / "base")
+    assert read_vocabulary_file(base) == {
+        "red square": ["red square", "red box"], "blue circle": ["blue circle", "blue disc"],
+        "green square": ["green square"],
+    }  # fmt: skip
+    model = SimpleNamespace(text_encoder=None, prompts={"cat": ["cat"]})
+    assert list(distillation_classes(DATASET, model, base)[0]) == ["green square"]
+    (tmp_path / "numbers.yaml").write_text("dog: 1\n")  # was a TypeError traceback
+    with pytest.raises(VocabularyError, match="class 'dog' needs at least one prompt"):
+        read_vocabulary_file(tmp_path / "numbers.yaml")
 
 
 def test_a_pretrained_clip_distils_the_shipped_objects365_names():

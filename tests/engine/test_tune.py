@@ -17,8 +17,8 @@ from ovdet.engine.ema import ModelEMA
 from ovdet.engine.replay import join_batches
 from ovdet.engine.settings import load_settings
 from ovdet.engine.train import resume_settings, train
-from ovdet.engine.tune import probe_convs, trained_parameters
-from ovdet.errors import ConfigError
+from ovdet.engine.tune import check_tuning, probe_convs, trained_parameters
+from ovdet.errors import ConfigError, DatasetError
 from tests.conftest import TINY_CLIP_CONFIG
 from tests.fixtures_data import CLASSES, make_coco
 
@@ -202,3 +202,13 @@ def test_replay_joins_base_images_with_their_own_vocabularies(start, data, tmp_p
     base = make_coco(tmp_path / "base", n_train=4, n_val=0, seed=5, texts=False)
     run = train(_settings(data, start, tmp_path / "replay", tune="head", replay=str(base), epochs=1), progress=False)
     assert ovdet.load(run / "last").names == list(CLASSES)
+
+
+def test_a_missing_replay_or_vocabulary_path_is_named_as_such(data, tmp_path):
+    # the replay error read "dataset file nope.yaml does not exist", as if --data were wrong; a folder "did not exist"
+    with pytest.raises(DatasetError, match=r"^replay dataset \(--set replay=...\): dataset file nope.yaml does not"):
+        check_tuning(_settings(data, TINY_DETECTOR, tmp_path / "r", replay="nope.yaml"))
+    with pytest.raises(DatasetError, match="replay dataset .* is a folder; give the dataset's YAML file in it"):
+        check_tuning(_settings(data, TINY_DETECTOR, tmp_path / "r", replay=str(tmp_path)))
+    with pytest.raises(ConfigError, match="distillation vocabulary .* is a folder"):
+        check_tuning(_settings(data, TINY_DETECTOR, tmp_path / "r", distill_vocab=str(tmp_path)))

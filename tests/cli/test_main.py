@@ -1,0 +1,43 @@
+"""The command-line entry point's signal handling."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import types
+import weakref
+
+import pytest
+
+from ovdet.cli import main as cli_main
+
+
+def _inner(frames: list) -> None:
+    frames.append(sys._getframe())
+
+
+def _outer(frames: list) -> None:
+    _inner(frames)
+
+
+def _frame_of(name: str, filename: str | None = None):
+    """A real frame of a function that a function called ``name`` (defined in ``filename``) called."""
+    frames: list = []
+    code = _outer.__code__.replace(co_name=name, co_filename=filename or _outer.__code__.co_filename)
+    types.FunctionType(code, globals())(frames)
+    return frames[0]
+
+
+@pytest.mark.parametrize("name, filename", [("__del__", None), ("remove", weakref.__file__)])
+def test_a_signal_inside_a_finalizer_stops_through_stop_not_an_ignored_exception(name, filename):
+    # a Ctrl-C landing in WeakKeyDictionary's callback while a DataLoader shut down printed "Exception ignored in:
+    # <function WeakKeyDictionary.__init__.<locals>.remove ...> KeyboardInterrupt": Python cannot raise from there
+    try:
+        cli_main.STOP.clear()
+        cli_main._on_signal(signal.SIGINT, _frame_of(name, filename))  # returns: loops that poll STOP stop
+        assert cli_main.STOP.is_set()
+        cli_main.STOP.clear()
+        with pytest.raises(cli_main.Terminated):  # anywhere else it raises, as before
+            cli_main._on_signal(signal.SIGTERM, _frame_of("remove"))
+    finally:
+        cli_main.STOP.clear()
