@@ -409,7 +409,8 @@ def train(
                 save_detector(eval_model, run / "best", metadata=metadata)
             _write_metrics(run, history)
             _plot(run, history)
-            distilled = f" distill {row['distill']:.4f}" if "distill" in row else ""
+            # the KL is computed as cross-entropy minus entropy: at 0 it can round to -1e-7, printed as -0.0000
+            distilled = f" distill {max(row['distill'], 0.0):.4f}" if "distill" in row else ""
             logger.info(
                 "epoch %d/%d: loss box %.4f cls %.4f dfl %.4f%s%s (%.0f s)", epoch + 1, settings.epochs, row["box"],
                 row["cls"], row["dfl"], distilled,
