@@ -1,19 +1,10 @@
-import importlib.util
 import json
-from pathlib import Path
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_forgetting.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("bench_forgetting", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.tools import load_tool
 
 
 def test_refuses_a_folder_it_did_not_make(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool("bench_forgetting")
     (tmp_path / "notes.txt").write_text("mine")
     assert tool.main(["--out", str(tmp_path)]) == 2
     assert "notes.txt" in capsys.readouterr().err
@@ -22,7 +13,7 @@ def test_refuses_a_folder_it_did_not_make(tmp_path, capsys):
 
 
 def test_the_customer_labels_only_its_four_pairs_and_the_test_split_all_of_them(tmp_path):
-    tool = load_tool()
+    tool = load_tool("bench_forgetting")
     customer = json.loads((tool.write_customer(tmp_path / "c", 6, 0).parent / "annotations.json").read_text())
     tuned = {tool.WORLD.category_id(p) for p in tool.TUNED}
     assert {c["id"] for c in customer["categories"]} == tuned

@@ -1,21 +1,11 @@
-import importlib.util
-from pathlib import Path
-
 import cv2
 import yaml
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_synthetic.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("make_synthetic", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.tools import load_tool
 
 
 def test_dataset_and_demo(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool("make_synthetic")
     assert tool.main([str(tmp_path / "d"), "--train", "2", "--val", "1", "--test", "2", "--workers", "1",
                       "--demo", str(tmp_path / "demo.jpg")]) == 0
     out = capsys.readouterr().out
