@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -95,6 +96,9 @@ def check_tuning(settings: TrainSettings) -> float:
             raise DatasetError(f"replay dataset (--set replay=...): {e}") from None
         if "train" not in replay.splits:
             raise ConfigError(f"replay dataset {settings.replay} has no train split to replay")
+        if Path(settings.replay).resolve() == Path(settings.data).resolve():
+            logger.warning("replay is the training dataset itself (%s): every batch holds its images twice; replay is "
+                           "meant for a base dataset the model learnt before", settings.replay)  # fmt: skip
     if settings.tune == "prompts" or from_config:
         return 0.0
     return DEFAULT_WEIGHT if settings.distill is None else float(settings.distill)

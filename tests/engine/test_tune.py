@@ -212,3 +212,9 @@ def test_a_missing_replay_or_vocabulary_path_is_named_as_such(data, tmp_path):
         check_tuning(_settings(data, TINY_DETECTOR, tmp_path / "r", replay=str(tmp_path)))
     with pytest.raises(ConfigError, match="distillation vocabulary .* is a folder"):
         check_tuning(_settings(data, TINY_DETECTOR, tmp_path / "r", distill_vocab=str(tmp_path)))
+
+
+def test_replaying_the_training_dataset_itself_is_pointed_out(data, caplog):
+    with caplog.at_level("WARNING", logger="ovdet.engine.tune"):
+        check_tuning(_settings(data, TINY_DETECTOR, "unused", replay=str(data)))
+    assert "replay is the training dataset itself" in caplog.text
