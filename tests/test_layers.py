@@ -29,8 +29,10 @@ def _imports(path: Path) -> set[str]:
                 base = list(package[: len(package) - node.level + 1])
                 target = ".".join(base + ([node.module] if node.module else []))
                 names = [target] if node.module else [".".join(base + [a.name]) for a in node.names]
-            elif (node.module or "").startswith("ovdet"):
-                names = [node.module.removeprefix("ovdet").lstrip(".")]
+            elif node.module == "ovdet":  # from ovdet import engine
+                names = [a.name for a in node.names]
+            elif (node.module or "").startswith("ovdet."):
+                names = [node.module.removeprefix("ovdet.")]
             else:
                 continue
             found.update(n for n in names if n)

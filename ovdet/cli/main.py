@@ -34,21 +34,51 @@ class Terminated(KeyboardInterrupt):
 
 STOP = threading.Event()  # set by the first SIGINT/SIGTERM; long loops poll it (see ovdet.engine.train's should_stop)
 _REPEAT_S = 2.0  # a second signal within this time is the same request (a double key press), not a new one
+_RETRY_S = 0.05  # a signal that landed in a finaliser is raised again this much later, outside it
 _first_signal: list[float] = []
+_pending: list[int] = []  # the signal to raise again once out of the finaliser
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _on_signal(signum: int, frame: object) -> None:
     # An exception raised from a signal handler can land inside a __del__ or weakref callback (DataLoader workers
-    # shutting down), where Python only prints "Exception ignored". So the request is also recorded in STOP, which
-    # loops check at a safe point; and a repeat within _REPEAT_S does not raise again into the cleanup of the first.
+    # shutting down), where Python only prints "Exception ignored". So the request is recorded in STOP (train polls
+    # it) and raised again a moment later from a timer, outside the finaliser, so that every command stops; a repeat
+    # within _REPEAT_S does not raise again into the cleanup of the first.
     now = time.monotonic()
     if STOP.is_set() and now - _first_signal[0] < _REPEAT_S:
         return
     STOP.set()
     _first_signal[:] = [now]
-    if _in_finalizer(frame):  # Python would only print "Exception ignored in ..." and go on: STOP carries it
+    if _in_finalizer(frame):
+        _pending[:] = [signum]
+        # POSIX, and only where main() installed the retry (elsewhere only the loops that poll STOP stop)
+        if hasattr(signal, "setitimer") and signal.getsignal(signal.SIGALRM) is _on_alarm:
+            signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
         return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise _stop_exception(signum)
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    """The retry of a signal that landed in a finaliser: raised now, or later again if still inside one."""
+    if not _pending:
+        return
+    if _in_finalizer(frame):
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
+        return
+    raise _stop_exception(_pending.pop())
+
+
+def stop_requested() -> bool:
+    """For loops that poll (``train(should_stop=...)``): ``False``, or raises the exception of the signal received
+    (:class:`Terminated` for SIGTERM, ``KeyboardInterrupt`` for SIGINT)."""
+    if not STOP.is_set():
+        return False
+    signum = _pending.pop() if _pending else signal.SIGINT
+    raise _stop_exception(signum)
 
 
 def _in_finalizer(frame: object) -> bool:
@@ -92,10 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("lvis").setLevel(logging.ERROR)  # "Assuming user provided the results in correct format."
     STOP.clear()
+    _pending.clear()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig, handler in previous.items():
         if handler is not signal.SIG_IGN:  # a job started with SIGINT ignored (nohup, `cmd &`) keeps ignoring it
             signal.signal(sig, _on_signal)
+    if hasattr(signal, "SIGALRM"):
+        previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, _on_alarm)
     try:
         return int(args.func(args) or 0)
     except OVDetError as e:
@@ -115,5 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ovdet {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        if hasattr(signal, "setitimer"):
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -100,9 +100,10 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     logging.getLogger("ovdet.engine.train").setLevel(logging.INFO)  # one line per epoch: losses and validation AP
+    logging.getLogger("ovdet.engine.distill").setLevel(logging.INFO)  # the names distilled, from where, the weight
     with logging_redirect_tqdm():
-        from .main import STOP
+        from .main import stop_requested
 
-        run_dir = train(settings, resume=args.resume, progress=not args.quiet, should_stop=STOP.is_set)
+        run_dir = train(settings, resume=args.resume, progress=not args.quiet, should_stop=stop_requested)
     print(f"run: {run_dir} (best model: {run_dir / 'best'}, last: {run_dir / 'last'})")
     return 0

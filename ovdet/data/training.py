@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -230,6 +231,9 @@ def worker_init(worker_id: int) -> None:
     """
     if hasattr(os, "setpgid"):  # POSIX; Windows has no process groups of this kind
         os.setpgid(0, 0)
+        # now a background group: with `stty tostop`, a warning written to the terminal would stop the worker by
+        # SIGTTOU and the main process would wait for it forever; ignored, POSIX lets the write through
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 
 
 def collate(samples: Sequence[dict]) -> Batch:

@@ -75,8 +75,10 @@ def read_vocabulary_file(path: str | os.PathLike) -> dict[str, list[str]]:
         data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read distillation vocabulary {path}: {e}") from e
-    if isinstance(data, Mapping) and "names" not in data and any(k in data for k in ("train", "val", "test")):
-        return _dataset_classes(path)  # a dataset file: its classes, not its split names
+    if isinstance(data, Mapping) and "names" not in data and any(
+        isinstance(data.get(k), Mapping) and {"images", "annotations"} & set(data[k]) for k in ("train", "val", "test")
+    ):  # a dataset file (a split is {images: DIR, annotations: FILE.json}): its classes, not its split names;
+        return _dataset_classes(path)  # a vocabulary may well have a class "train" (COCO and Objects365 do)
     if isinstance(data, Mapping) and "names" in data:
         data = data["names"]
     if isinstance(data, Mapping) and all(isinstance(k, int) for k in data):  # {0: person, 1: car}

@@ -37,14 +37,14 @@ logger = logging.getLogger(__name__)
 INSTALL = 'pip install "ovdet[ray]"'
 
 
-
 def _task_cap(ray: Any, size: int) -> dict[str, Any]:
     """Keyword arguments that cap a task-based map at ``size`` concurrent tasks: ``compute=TaskPoolStrategy(size=)``
-    where Ray has it (``concurrency=`` is deprecated since Ray 2.51), else ``concurrency=`` (older Ray, from 2.10)."""
-    try:
+    from Ray 2.51 (which deprecates ``concurrency=``), ``concurrency=`` before (which deprecated ``compute=``)."""
+    major, minor = (int(part) for part in ray.__version__.split(".")[:2])
+    if (major, minor) >= (2, 51):
         return {"compute": ray.data.TaskPoolStrategy(size=size)}
-    except (AttributeError, TypeError):
-        return {"concurrency": size}
+    return {"concurrency": size}
+
 
 def check_ray(model: Any) -> None:
     """Fail early, with the fix, when the Ray engine cannot run: Ray Data is not installed, or ``model`` is a loaded

@@ -180,9 +180,9 @@ def train(
 ) -> Path:
     """Train a detector, or with ``resume=True`` continue the run in ``settings.out``; returns the run folder.
 
-    ``should_stop`` is polled after every step; when it says so, training stops with ``KeyboardInterrupt`` (the
-    command line sets it on Ctrl-C and SIGTERM, whose exception alone can be lost inside a data-loader worker's
-    cleanup). ``last/`` holds the last finished epoch, so ``resume=True`` continues from there.
+    ``should_stop`` is polled after every step; when it returns true, training stops with ``KeyboardInterrupt``, and
+    it may raise its own ``KeyboardInterrupt`` subclass instead (the command line's raises the exception of the
+    Ctrl-C or SIGTERM received, whose first raise can be lost inside a data-loader worker's cleanup). ``last/`` holds the last finished epoch, so ``resume=True`` continues from there.
 
     Raises:
         DatasetError, ConfigError, CheckpointError: bad data or settings (a device this machine lacks, an image size

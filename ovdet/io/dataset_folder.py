@@ -134,11 +134,15 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
     here.parent.mkdir(parents=True, exist_ok=True)
     tmp = here.with_name(f".{record.name}{TEMP_SUFFIX}")
     _remove(tmp)
-    if copy:
-        shutil.copy2(record.source, tmp)
-    else:
-        os.symlink(record.source, tmp)
-    os.replace(tmp, here)
+    try:
+        if copy:
+            shutil.copy2(record.source, tmp)
+        else:
+            os.symlink(record.source, tmp)
+        os.replace(tmp, here)
+    except BaseException:  # a full disk, a source gone, Ctrl-C in a long copy: no partial file stays behind
+        _remove(tmp)
+        raise
 
 
 def _data_yaml(layout: str, names: Sequence[str], prompts: Sequence[Sequence[str]], val_split: str) -> str:

@@ -41,7 +41,7 @@ from ..classes import ClassSpec, normalize_classes
 from ..errors import VocabularyError
 from ..prompts import VisualPrompt, is_visual, reusable_rows
 from ..runtime.letterbox import Letterbox, letterbox
-from ..text.vocabulary import Vocabulary, _l2_normalize
+from ..text.vocabulary import Vocabulary, l2_normalize
 from .postprocess import decode_boxes
 from .preprocess import preprocess
 from .yoloe_head import YOLOEHead
@@ -288,9 +288,9 @@ def visual_vocabulary(model: OVDetector, classes: ClassSpec, *, imgsz: int | tup
     embeddings = np.stack(rows).astype(np.float32)
     # rows kept from the current vocabulary are already unit length; normalising them again could move their last bit
     # (the norm's rounding depends on the CPU's vector width), so a renamed class would not keep its exact vector
-    # (_l2_normalize also returns rows already unit length, e.g. tuned vectors, as they are)
+    # (l2_normalize also returns rows already unit length, e.g. tuned vectors, as they are)
     fresh = np.array([k not in reuse for k in range(len(rows))], bool)
-    embeddings[fresh] = _l2_normalize(embeddings[fresh])
+    embeddings[fresh] = l2_normalize(embeddings[fresh])
 
     def keep(p: Any) -> Any:  # what the model keeps of a prompt it read: its record, with the size it read it at
         return p.without_pixels(imgsz=size) if is_visual(p) else p

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..classes import ClassSpec, class_key, normalize_classes
 from ..errors import VocabularyError
-from .vocabulary import Vocabulary, _as_float_array, _l2_normalize
+from .vocabulary import Vocabulary, _as_float_array, l2_normalize
 
 __all__ = ["TunedEmbeddings", "vocabulary_with_tuned"]
 
@@ -46,7 +46,7 @@ class TunedEmbeddings:
         if not np.isfinite(emb).all() or (np.linalg.norm(emb, axis=-1) == 0).any():
             raise VocabularyError("tuned embeddings contain NaN, infinite or all-zero rows")
         object.__setattr__(self, "names", names)
-        object.__setattr__(self, "embeddings", _l2_normalize(emb))
+        object.__setattr__(self, "embeddings", l2_normalize(emb))
         object.__setattr__(self, "_rows", {class_key(n): i for i, n in enumerate(names)})
 
     def __len__(self) -> int:

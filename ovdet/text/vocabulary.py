@@ -14,7 +14,7 @@ import numpy as np
 from ..classes import ClassSpec, normalize_classes
 from ..errors import VocabularyError
 
-__all__ = ["Vocabulary", "ClassSpec", "normalize_classes"]
+__all__ = ["Vocabulary", "ClassSpec", "normalize_classes", "l2_normalize", "UNIT_TOL"]
 
 
 class _Encoder(Protocol):
@@ -34,8 +34,9 @@ def _as_float_array(embeddings: Any) -> np.ndarray:
 UNIT_TOL = 1e-6
 
 
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm (at least 1e-12), as ``torch.nn.functional.normalize``; float32.
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm (at least 1e-12; the division in float64, then rounded to float32), as
+    ``torch.nn.functional.normalize`` does up to the last bit.
 
     Rows already unit length (``|‖x‖ − 1| <= UNIT_TOL``, norm taken in float64) are returned bit for bit: normalising
     a unit vector again can move its last bit, differently on different CPUs (the rounding of the norm depends on the
@@ -88,7 +89,7 @@ class Vocabulary:
         sums = np.zeros((len(names), emb.shape[1]), np.float32)
         np.add.at(sums, owner, emb)
         means = sums / np.array([len(texts) for texts in prompts], np.float32)[:, None]
-        return cls(names, prompts, _l2_normalize(means))
+        return cls(names, prompts, l2_normalize(means))
 
     @classmethod
     def from_embeddings(cls, classes: ClassSpec, embeddings: Any, dim: int) -> Vocabulary:
@@ -109,4 +110,4 @@ class Vocabulary:
             )
         if not np.isfinite(emb).all() or (np.linalg.norm(emb, axis=-1) == 0).any():
             raise VocabularyError("embeddings contain NaN, infinite or all-zero rows")
-        return cls(names, prompts, _l2_normalize(emb))
+        return cls(names, prompts, l2_normalize(emb))

@@ -41,3 +41,33 @@ def test_a_signal_inside_a_finalizer_stops_through_stop_not_an_ignored_exception
             cli_main._on_signal(signal.SIGTERM, _frame_of("remove"))
     finally:
         cli_main.STOP.clear()
+        cli_main._pending.clear()
+
+
+def test_a_signal_lost_in_a_finalizer_is_raised_again_outside_it_as_itself():
+    """A SIGTERM that landed in a finaliser still stops any command, a moment later, with SIGTERM's exit path
+    (Terminated: exit 143, not Ctrl-C's 130), and train's poll raises the same."""
+    import time
+
+    previous = signal.signal(signal.SIGALRM, cli_main._on_alarm)
+    try:
+        cli_main.STOP.clear()
+        cli_main._pending.clear()
+        cli_main._on_signal(signal.SIGTERM, _frame_of("__del__"))  # swallowed there ...
+        with pytest.raises(cli_main.Terminated):  # ... and raised again by the timer
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        cli_main.STOP.clear()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        cli_main._on_signal(signal.SIGTERM, _frame_of("__del__"))
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the poll comes first this time
+        with pytest.raises(cli_main.Terminated):
+            cli_main.stop_requested()
+        cli_main.STOP.clear()
+        assert cli_main.stop_requested() is False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        cli_main.STOP.clear()
+        cli_main._pending.clear()

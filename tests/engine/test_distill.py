@@ -165,3 +165,9 @@ def test_default_weight_when_fine_tuning_a_saved_model_and_none_from_a_config(tm
     assert weight(model=TINY_DETECTOR) == 0
     with pytest.raises(ConfigError, match="random weights"):
         weight(model=TINY_DETECTOR, distill=0.5)
+
+
+def test_a_vocabulary_with_a_class_named_train_is_a_vocabulary(tmp_path):
+    listed = tmp_path / "names.yaml"
+    listed.write_text("train: [a train, a locomotive]\nbus: [a bus]\n")
+    assert read_vocabulary_file(listed) == {"train": ["a train", "a locomotive"], "bus": ["a bus"]}

@@ -113,3 +113,25 @@ def test_a_resume_leaves_the_files_of_images_done_before_as_they_are(tmp_path):
         assert after["labels", stem][0] == after["images", stem][0] == second[r.name]
         label = out / "labels" / second[r.name] / f"{stem}.txt"
         assert label.read_text() == "0 0.229167 0.343750 0.375000 0.562500\n"  # box 2..20 of 48x32
+
+
+def test_a_failed_copy_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A copy that fails half-way (a full disk, Ctrl-C in a large file) leaves neither the image nor its temporary."""
+    import shutil
+
+    import pytest
+
+    from ovdet.io.dataset_folder import _place_image
+
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"\xff\xd8 pixels")
+
+    def half_a_copy(src, dst):
+        open(dst, "wb").write(b"\xff")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", half_a_copy)
+    out = tmp_path / "ds"
+    with pytest.raises(OSError, match="No space"):
+        _place_image(out, _rec(str(source), "a.jpg"), "train", copy=True)
+    assert [p.name for p in (out / "images" / "train").iterdir()] == []

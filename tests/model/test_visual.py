@@ -196,9 +196,10 @@ def test_a_kept_class_keeps_its_vector_bit_for_bit(model):
 
     model.set_classes({"thing": [VisualPrompt(SCENE_A.image, [RING_A])], "purple cross": ["purple cross"]})
     vocab = model.vocabulary
-    # a row one part in 2**20 off unit length: a renormalisation is sure to change it
+    # a row 1.5e-5 off unit length, well outside what normalisation leaves as it is (UNIT_TOL): normalising it
+    # again would change it
     nudged = vocab.embeddings.copy()
-    nudged[0] *= np.float32(1 + 2**-20)
+    nudged[0] *= np.float32(1 + 2**-16)
     model.set_vocabulary(Vocabulary(vocab.names, vocab.prompts, nudged, projected=vocab.projected))
     model.set_classes({"blue ring": model.prompts["thing"], "yellow star": ["yellow star"]})
     np.testing.assert_array_equal(model.vocabulary.embeddings[0], nudged[0])
