@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..errors import OutputError, VocabularyError
+from ..errors import ConfigError, OutputError, VocabularyError
 from ..fileio import atomic_write_bytes, check_output_file
 from ..prompts import prompt_to_json
 from ..runtime.detector import encode_embeddings
@@ -155,17 +155,29 @@ def read_ovdet_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
     return None
 
 
-def check_replaceable(path: str | os.PathLike) -> None:
-    """Refuse an output path that holds anything but an earlier ovdet export: ovdet replaces only files it wrote.
+def check_replaceable(path: str | os.PathLike, *, kind: str) -> None:
+    """Refuse an output path that holds anything but an earlier ovdet export of the same ``kind`` (``"detector"``
+    or ``"text_encoder"``): ovdet replaces only files it wrote, and never one export with another of a different
+    job (a text encoder written over the detector it serves loses the detector).
 
     Raises:
-        OutputError: ``path`` is a folder, sits below a file or cannot be written, or is a file ovdet did not write.
+        OutputError: ``path`` is a folder, sits below a file or cannot be written, is a file ovdet did not write, or
+            an ovdet export of another kind.
     """
     path = check_output_file(path, what="export", example="model.onnx")
-    if path.exists() and read_ovdet_metadata(path) is None:
+    if not path.exists():
+        return
+    info = read_ovdet_metadata(path)
+    if info is None:
         raise OutputError(
             f"{path} exists and was not written by ovdet's export; ovdet only replaces its own exports: "
             "choose another path, or remove the file yourself"
+        )
+    found = info.get("kind", "detector")
+    if found != kind:
+        raise OutputError(
+            f"{path} is an ovdet {found.replace('_', ' ')} export; writing a {kind.replace('_', ' ')} there would "
+            "lose it: choose another path (a bundle folder holds model.onnx and text_encoder.onnx)"
         )
 
 
@@ -217,13 +229,15 @@ def export_onnx(
             folder, a glob, a list of files or arrays); the model's current classes are used.
 
     Raises:
-        ValueError: an unknown vocabulary mode, or ``int8`` without ``calibration``.
+        ConfigError: an unknown vocabulary mode, ``int8`` without ``calibration`` or ``calibration`` without
+            ``int8``, an opset below 12 (a ``ValueError`` too).
         VocabularyError: no vocabulary is set where one is needed (folded, or int8 calibration), or a runtime
             vocabulary asked of a prompt-free model (it has no text input).
-        ConfigError: ``path`` is a folder or a file ovdet did not write.
+        OutputError: ``path`` is a folder, a file ovdet did not write, or an ovdet export of another kind (a text
+            encoder).
     """
     if vocabulary not in VOCABULARY_MODES:
-        raise ValueError(f"vocabulary must be one of {', '.join(VOCABULARY_MODES)}, got {vocabulary!r}")
+        raise ConfigError(f"vocabulary must be one of {', '.join(VOCABULARY_MODES)}, got {vocabulary!r}")
     runtime = vocabulary == "runtime"
     if runtime and model.prompt_free:
         raise VocabularyError(
@@ -238,10 +252,13 @@ def export_onnx(
         what = "calibrating INT8 (it runs the model on your classes)" if runtime else "exporting a folded vocabulary"
         raise VocabularyError(f"set the vocabulary before {what}: model.set_classes([...]).export('onnx', path, ...)")
     if int8 and calibration is None:
-        raise ValueError("int8=True needs calibration=IMAGES (a folder, glob or list of images like those you predict)")
+        raise ConfigError("int8=True needs calibration=IMAGES (a folder, glob or list of images like those you predict)")
+    if calibration is not None and not int8:  # a setting given is a setting used: calibration alone quantises nothing
+        raise ConfigError("calibration images are used only with int8=True; pass int8=True to quantise, or drop "
+                          "calibration for a float32 export")
     if opset < 12:
-        raise ValueError(f"opset must be >= 12 (einsum and dynamic shapes), got {opset}")
-    check_replaceable(path)
+        raise ConfigError(f"opset must be >= 12 (einsum and dynamic shapes), got {opset}")
+    check_replaceable(path, kind="detector")
     if int8:
         from ..images import resolve_images
 

@@ -41,10 +41,20 @@ class _Calibration:
         self._items = iter(items)
         self.size, self.stride, self.embeddings, self.projected = size, stride, embeddings, projected
         self.count = 0
+        self.skipped: list[str] = []
+        self._back: dict[str, np.ndarray] | None = None
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._back is not None:
+            feeds, self._back = self._back, None
+            return feeds
         for item in self._items:
-            image, _ = read_image(item)
+            try:
+                image, _ = read_image(item)
+            except SourceError as e:  # one unreadable image among many is skipped and reported, not fatal
+                logger.warning("calibration: skipped %s", e)
+                self.skipped.append(str(item))
+                continue
             batch, _ = letterbox_batch([image], self.size, stride=self.stride)
             self.count += 1
             feeds = {"images": batch}
@@ -54,6 +64,10 @@ class _Calibration:
                 feeds["class_projected"] = self.projected
             return feeds
         return None
+
+    def push_back(self, feeds: dict[str, np.ndarray]) -> None:
+        """Return ``feeds`` (already read) to the front, so ONNX Runtime still calibrates on it."""
+        self._back = feeds
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:  # pragma: no cover (ONNX Runtime calls get_next)
         while (feeds := self.get_next()) is not None:
@@ -75,7 +89,7 @@ def quantize_int8(
         runtime: Whether the graph takes ``class_embeddings``.
 
     Raises:
-        SourceError: no readable calibration image.
+        SourceError: no readable calibration image (unreadable ones among readable ones are skipped with a warning).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
@@ -90,17 +104,22 @@ def quantize_int8(
         onnx.save(proto, str(fp32))
         # symbolic shape inference gives up on the dynamic class and size axes; ONNX's own inference suffices here
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        first = reader.get_next()  # read up to the first decodable image now: none at all is the user's error
+        if first is None:
+            raise SourceError(f"no calibration image could be read ({len(reader.skipped)} skipped: "
+                              f"{', '.join(reader.skipped[:3])}); pass images like those you will predict on")  # fmt: skip
+        reader.push_back(first)
         quantize_static(
             str(prepared), str(int8), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax, extra_options={"WeightSymmetric": True},
         )  # fmt: skip
-        if reader.count == 0:
-            raise SourceError("no calibration image could be read; pass images like those you will predict on")
         quantized = onnx.load(str(int8))
     info = {
         "format": "QDQ", "activations": "uint8, per tensor, asymmetric", "weights": "int8, per channel, symmetric",
         "quantized_ops": ["Conv"], "calibration": "MinMax", "calibration_images": reader.count,
+        "calibration_skipped": len(reader.skipped),
     }  # fmt: skip
-    logger.info("quantised to INT8 with %d calibration images", reader.count)
+    logger.info("quantised to INT8 with %d calibration images (%d unreadable, skipped)", reader.count,
+                len(reader.skipped))
     return quantized, info

@@ -96,14 +96,15 @@ def export_text_encoder(encoder: str | TextEncoder, path: str | os.PathLike, *, 
         CheckpointError: a tower or tokenizer this export cannot reproduce (only open_clip's causal text transformer
             with its CLIP BPE tokenizer is supported).
         WeightsUnavailableError: the encoder's pretrained weights are not available (offline).
-        ConfigError: an output path that holds a folder or a file ovdet did not write.
+        ConfigError: a tokenizer path that holds a file ovdet did not write.
+        OutputError: an output path that holds a folder, a file ovdet did not write, or a detector export.
     """
     from ..model.export import check_replaceable, read_ovdet_metadata
 
     encoder = TextEncoder(encoder) if isinstance(encoder, str) else encoder
     path = Path(path)
     vocab_path = tokenizer_path(path)
-    check_replaceable(path)
+    check_replaceable(path, kind="text_encoder")
     if vocab_path.exists():
         previous = read_ovdet_metadata(path) if path.exists() else None
         if not previous or (previous.get("tokenizer") or {}).get("file") != vocab_path.name:

@@ -129,6 +129,26 @@ def test_refuses_a_missing_or_unreadable_file(tmp_path):
         ovdet.from_ultralytics(tmp_path / "junk.pt", trust_pickle=True)
 
 
+def test_refuses_ovdet_files_and_folders_naming_what_they_are(tmp_path, tiny_model):
+    """A user who passes the converted folder (or a file in it) again, or a folder, hears what it is and how to load
+    it, not "does not exist" or a pickle warning about a file that is no pickle; a state dict's keys are not all
+    listed on the one error line."""
+    folder = tmp_path / "converted"
+    tiny_model.save(folder)
+    with pytest.raises(CheckpointError, match="already an ovdet model folder.*ovdet.load"):
+        ovdet.from_ultralytics(folder, trust_pickle=True)
+    with pytest.raises(CheckpointError, match="is a folder; give the ultralytics .pt file"):
+        ovdet.from_ultralytics(tmp_path, trust_pickle=True)
+    for name in ("model.safetensors", "model.onnx"):
+        (tmp_path / name).write_bytes(b"x")
+        with pytest.raises(CheckpointError, match="not an ultralytics .pt checkpoint"):
+            ovdet.from_ultralytics(tmp_path / name)  # no trust flag: it is not a pickle, so no pickle message
+    torch.save({f"layer{i}.weight": torch.zeros(1) for i in range(300)}, tmp_path / "state.pt")
+    with pytest.raises(CheckpointError, match=r"has no model in it") as info:
+        ovdet.from_ultralytics(tmp_path / "state.pt", trust_pickle=True)
+    assert "layer7.weight, ... (300 keys)" in str(info.value) and "layer8.weight" not in str(info.value)
+
+
 def test_refuses_a_plain_yolov8_checkpoint(tmp_path):
     from ultralytics.nn.tasks import DetectionModel
 

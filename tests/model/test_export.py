@@ -285,3 +285,20 @@ def test_export_never_replaces_what_ovdet_did_not_write(exported, tmp_path):
     model.export("onnx", tmp_path / "m.onnx", imgsz=64, vocabulary="runtime")  # an earlier export is replaced
     assert ovdet.load_onnx(tmp_path / "m.onnx").vocabulary_mode == "runtime"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "notes.onnx"]  # no temporary file left behind
+
+
+def test_an_export_never_replaces_an_export_of_another_kind(exported, tiny_encoder, tmp_path):
+    """A text encoder written over the detector it serves (or the reverse) would lose finished work: refused."""
+    from ovdet.errors import OutputError
+
+    model, _ = exported
+    detector, encoder = tmp_path / "model.onnx", tmp_path / "text_encoder.onnx"
+    model.export("onnx", detector, imgsz=64)
+    ovdet.export_text_encoder(tiny_encoder, encoder)
+    before = detector.read_bytes(), encoder.read_bytes()
+    with pytest.raises(OutputError, match="is an ovdet detector export; writing a text encoder there would lose it"):
+        ovdet.export_text_encoder(tiny_encoder, detector)
+    with pytest.raises(OutputError, match="is an ovdet text encoder export; writing a detector there would lose it"):
+        model.export("onnx", encoder, imgsz=64)
+    assert (detector.read_bytes(), encoder.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "text_encoder.onnx", "text_encoder.tokenizer.json"]

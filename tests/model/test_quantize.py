@@ -53,3 +53,25 @@ def test_int8_needs_calibration_images(model, tmp_path):
     with pytest.raises(ovdet.SourceError):
         model.export("onnx", tmp_path / "m.onnx", int8=True, calibration=tmp_path / "nothing")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_calibration_image_is_skipped_and_reported(model, tmp_path, caplog):
+    """One corrupt file among the calibration images costs that image, not the export; none readable is an error;
+    calibration images without int8=True are a mistake said out loud, not silently ignored."""
+    import shutil
+
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    shutil.copy(BUS, folder / "bus.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    with caplog.at_level("WARNING", logger="ovdet"):
+        path = model.export("onnx", tmp_path / "int8.onnx", imgsz=64, int8=True, calibration=folder)
+    info = ovdet.load_onnx(path).info["int8"]
+    assert (info["calibration_images"], info["calibration_skipped"]) == (1, 1)
+    assert "broken.jpg" in caplog.text
+    (folder / "bus.jpg").unlink()
+    with pytest.raises(ovdet.SourceError, match=r"no calibration image could be read \(1 skipped"):
+        model.export("onnx", tmp_path / "none.onnx", imgsz=64, int8=True, calibration=folder)
+    with pytest.raises(ovdet.errors.ConfigError, match="only with int8=True"):
+        model.export("onnx", tmp_path / "fp32.onnx", imgsz=64, calibration=[str(BUS)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib", "int8.onnx"]

@@ -34,8 +34,18 @@ def read_ultralytics_checkpoint(path: str | os.PathLike, *, trust_pickle: bool =
         PickleRefusedError: ``trust_pickle`` is not ``True``.
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / "model.safetensors").is_file():
+            raise CheckpointError(f"{path} is already an ovdet model folder: load it with ovdet.load('{path}') or "
+                                  f"--model {shlex.quote(str(path))}; nothing to convert")  # fmt: skip
+        raise CheckpointError(f"checkpoint {path} is a folder; give the ultralytics .pt file itself")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix.lower() in {".safetensors", ".onnx"}:  # ovdet's own formats: no pickle, nothing to convert
+        raise CheckpointError(
+            f"{path} is a {path.suffix[1:]} file, not an ultralytics .pt checkpoint; an ovdet model folder (holding "
+            "model.safetensors) loads with ovdet.load(folder), an exported .onnx with ovdet.load_onnx(path)"
+        )
     if trust_pickle is not True:
         raise PickleRefusedError(
             f"{path} is a pickle (ultralytics saves checkpoints as pickled Python objects), and unpickling a file can "
@@ -70,7 +80,9 @@ def checkpoint_module(checkpoint: dict[str, Any], path: str | os.PathLike, suppo
     """
     module = checkpoint.get("ema") or checkpoint.get("model")
     if not isinstance(module, nn.Module):
-        raise CheckpointError(f"{path} has no model in it (keys: {', '.join(map(str, checkpoint))}); {supported}")
+        keys = list(map(str, checkpoint))  # a few: a state dict has hundreds, and the error is one line
+        shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} keys)" if len(keys) > 8 else "")
+        raise CheckpointError(f"{path} has no model in it (keys: {shown}); {supported}")
     return module
 
 
