@@ -62,7 +62,15 @@ __all__ = sorted([*_EAGER, *_LAZY, "__version__"])
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    try:
+        module = importlib.import_module(_LAZY[name], __name__)
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", "torchvision", "open_clip"):
+            raise
+        # a deployment install (onnxruntime only, README "Deployment without PyTorch") asked for a PyTorch entry point
+        raise ImportError(f"ovdet.{name} needs PyTorch ({e.name} is not installed): pip install ovdet, or on a "
+                          "deployment machine use ovdet.load_onnx('model.onnx') with an exported model") from e
+    value = getattr(module, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

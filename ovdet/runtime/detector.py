@@ -96,6 +96,10 @@ class OnnxDetector(Predictor):
     ):
         path = Path(path)
         if path.is_dir():
+            if not (path / DETECTOR_FILE).is_file():
+                found = sorted(p.name for p in path.glob("*.onnx"))
+                listed = f"it holds {', '.join(found[:5])}; give that file's path" if found else "it holds no .onnx file"
+                raise CheckpointError(f"{path} is a folder without {DETECTOR_FILE} (the detector of a bundle); {listed}")
             path = path / DETECTOR_FILE
         self.session, self.info = open_session(path, kind="detector", threads=threads, providers=providers)
         self.path = path

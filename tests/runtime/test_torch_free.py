@@ -123,3 +123,33 @@ def test_sessions_sleep_instead_of_spinning(bundle):
     model = ovdet.load_onnx(folder, threads=1)
     for session in (model.session, model.text_encoder.session):  # the detector and the text encoder beside it
         assert session.get_session_options().get_session_config_entry(SPINNING_CONFIG_KEY) == "0"
+
+
+def test_pytorch_entry_points_without_torch_say_what_to_use(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def without_torch(name, package=None):
+        if name == ".api":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_torch)
+    monkeypatch.delitem(ovdet.__dict__, "load", raising=False)
+    with pytest.raises(ImportError, match=r"ovdet.load needs PyTorch \(torch is not installed\).*ovdet.load_onnx"):
+        ovdet.__getattr__("load")
+
+
+def test_a_folder_without_model_onnx_names_the_onnx_files_it_holds(bundle, tmp_path):
+    from ovdet.errors import CheckpointError
+
+    folder, _, _ = bundle
+    (tmp_path / "two").mkdir()
+    for name in ("a.onnx", "b.onnx"):
+        (tmp_path / "two" / name).write_bytes((folder / "model.onnx").read_bytes())
+    with pytest.raises(CheckpointError, match=r"without model.onnx .*; it holds a.onnx, b.onnx; give that file's path"):
+        ovdet.load_onnx(tmp_path / "two")
+    with pytest.raises(CheckpointError, match="it holds no .onnx file"):
+        ovdet.load_onnx(tmp_path)
+    assert ovdet.load_onnx(tmp_path / "two" / "a.onnx", threads=1).names == []
