@@ -296,6 +296,7 @@ def export_onnx(
         "outputs": {"boxes": "(B, A, 4) xyxy input pixels", "scores": "(B, K, A) probabilities",
                     **({"mask_coefficients": "(B, M, A)", "protos": "(B, M, H/4, W/4)"} if masks else {})},
         "end2end": model.end2end,
+        "prompt_free": bool(model.prompt_free),  # its built-in vocabulary only: no runtime export can change it
         "masks": masks,
         "int8": None,
     }  # fmt: skip

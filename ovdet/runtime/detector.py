@@ -190,10 +190,17 @@ class OnnxDetector(Predictor):
             names, prompts = normalize_classes(classes)
             if embeddings is None and (names, prompts) == (self._names, self._prompts):
                 return self
+            shown = f"{', '.join(self._names[:5])}{', ...' if len(self._names) > 5 else ''}"
+            if self.info.get("prompt_free"):
+                raise VocabularyError(
+                    f"{self.path} is a prompt-free model: it detects its built-in vocabulary of {len(self._names)} "
+                    f"classes ({shown}) and has no text input, so no export of it takes other classes; filter its "
+                    "results by label, or convert the same model with text prompts (e.g. yoloe-11s-seg.pt instead of "
+                    "yoloe-11s-seg-pf.pt)"
+                )
             raise VocabularyError(
-                f"{self.path} has its {len(self._names)} classes folded in ({', '.join(self._names[:5])}"
-                f"{', ...' if len(self._names) > 5 else ''}); to change classes at run time, export with "
-                "model.export('onnx', path, vocabulary='runtime')"
+                f"{self.path} has its {len(self._names)} classes folded in ({shown}); to change classes at run "
+                "time, export with model.export('onnx', path, vocabulary='runtime')"
             )
         if embeddings is not None:
             vocab = Vocabulary.from_embeddings(classes, embeddings, self.embed_dim)

@@ -152,6 +152,8 @@ def test_prompt_free_model_predicts_its_own_vocabulary_and_refuses_text(ultralyt
     same_detections(np.c_[a.class_ids, a.scores, a.boxes], np.c_[c.class_ids, c.scores, c.boxes], box_tol=2e-2,
                     score_tol=1e-4)  # fmt: skip
     assert c.names == tuple(model.names) and c.masks is not None
+    with pytest.raises(VocabularyError, match="prompt-free model.*no text input.*instead of yoloe-11s-seg-pf.pt"):
+        onnx.set_classes(["person"])  # not "export with vocabulary='runtime'", which a prompt-free model refuses
 
 
 def test_converted_yoloe_seg_saves_loads_and_exports(ultralytics_checkpoint, tmp_path):
