@@ -2,7 +2,9 @@
 
 MP4 and similar containers write their index when the file is closed; a file cut short is unplayable. Frames go to
 a hidden temporary sibling, which :meth:`VideoFileWriter.close` finalises and renames into place, so a run stopped
-with Ctrl-C still leaves a playable video, and a crashed one leaves the previous file untouched.
+with Ctrl-C still leaves a playable video, and a crashed one leaves the previous file untouched. OpenCV reports no
+write errors, so each closed file is read back: one that does not play its frames (a full disk) is removed and
+reported, never put in place.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 
 __all__ = ["VIDEO_CODECS", "VideoFileWriter", "check_video_path"]
 
@@ -88,15 +90,42 @@ class VideoFileWriter:
         self._writer, self.size = writer, size
 
     def close(self) -> None:
-        """Finalise the file and move it into place (nothing is written when no frame was)."""
+        """Finalise the file and move it into place (nothing is written when no frame was).
+
+        Raises:
+            OutputError: the finalised file does not play back with every frame written. OpenCV reports no write
+                error, so a full disk (or a failing file system) would otherwise leave an MP4 without its index,
+                unplayable, in place of the video; the temporary file is removed and ``path`` is left as it was.
+        """
         if self._writer is None:
             return
         writer, self._writer = self._writer, None
         writer.release()
+        if _frame_count(self._tmp) != self.frames:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+            raise OutputError(
+                f"could not finish the video {self.path}: the file OpenCV wrote does not play back its {self.frames} "
+                "frames (is the disk full?); free some space or write elsewhere"
+            )
         os.replace(self._tmp, self.path)
 
     def __enter__(self) -> VideoFileWriter:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            self.close()
+        except OutputError as e:
+            if exc_type is None:
+                raise
+            logger.warning("%s", e)  # the error (or Ctrl-C) that stopped the writing is the one to raise
+
+
+def _frame_count(path: Path) -> int:
+    """Frames a video file declares, read back with OpenCV (0 when it cannot be opened)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
