@@ -60,10 +60,10 @@ def _check_outputs(
     class options read (the classes and prompts files, the visual prompts' images) are inputs too."""
     from ..errors import OutputError
     from ..fileio import check_output_dir, check_output_file, has_marker
-    from .common import check_outputs, class_inputs, prompt_images
+    from .common import check_outputs, class_inputs, model_inputs, prompt_images
 
     json_path = check_output_file(args.json, what="--json file") if args.json else None
-    check_outputs({"--json": args.json}, [*args.source, *class_inputs(args, classes)])
+    check_outputs({"--json": args.json}, [*args.source, *class_inputs(args, classes), *model_inputs(args)])
     if not args.save:
         return None, json_path
     save = Path(os.path.realpath(args.save))

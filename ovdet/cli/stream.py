@@ -10,6 +10,7 @@ from .common import (
     add_class_args,
     add_model_args,
     class_inputs,
+    model_inputs,
     parse_classes,
     positive_int,
     probability,
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, what="--json file", example="out.jsonl")
     check_outputs({**{f"--out ({v.name})" if len(videos) > 1 else "--out": v for v in videos}, "--json": args.json},
-                  [*args.source, *class_inputs(args, classes)])  # fmt: skip
+                  [*args.source, *class_inputs(args, classes), *model_inputs(args)])  # fmt: skip
     # a frame of each source per pass
     device = prepare_compute(args.device, args.threads, args.imgsz, len(args.source), model=args.model)
     if not getattr(args, "verbose", False):

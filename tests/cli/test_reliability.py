@@ -315,3 +315,19 @@ def test_an_interrupted_eval_leaves_no_stale_metrics(saved_model, tmp_path, monk
         evaluate(model, load_split(data, "val"), imgsz=64, out_dir=tmp_path / "e", progress=False)
     assert not (tmp_path / "e" / "metrics.json").exists()  # not the last run's beside this run's predictions
     assert json.loads((tmp_path / "e" / "predictions.json").read_text()) == []
+
+
+def test_no_output_replaces_the_model_it_runs(tmp_path, capsys):
+    (tmp_path / "m.onnx").write_bytes(b"my model")
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "config.json").write_text("{}")
+    (tmp_path / "te.safetensors").write_bytes(b"my weights")
+    bus = str(BUS)
+    for args in (["predict", bus, "--model", str(tmp_path / "m.onnx"), "--json", str(tmp_path / "m.onnx")],
+                 ["stream", bus, "--model", str(tmp_path / "m.onnx"), "--json", str(tmp_path / "m.onnx")],
+                 ["predict", bus, "--model", str(tmp_path / "saved"), "--json", str(tmp_path / "saved" / "config.json")],
+                 ["predict", bus, "--text-encoder", f"ViT-B-32:{tmp_path / 'te.safetensors'}", "--json",
+                  str(tmp_path / "te.safetensors")]):  # fmt: skip
+        expect_error([*args, "--classes", "a"], "is one of the inputs", capsys)
+    assert (tmp_path / "m.onnx").read_bytes() == b"my model" and (tmp_path / "saved" / "config.json").read_text() == "{}"
+    assert (tmp_path / "te.safetensors").read_bytes() == b"my weights"
