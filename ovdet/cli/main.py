@@ -12,6 +12,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -92,6 +93,16 @@ def _in_finalizer(frame: object) -> bool:
     return False
 
 
+def _written(error: OSError) -> str:
+    """The file a failed write was for, as the user knows it: the destination of a copy or rename (``filename2``; a
+    copy names its source first) with every hidden temporary name (``.NAME.RANDOM.ovdet.tmp``) shown as ``NAME``."""
+    from ..fileio import TEMP_SUFFIX
+
+    path = os.fsdecode(error.filename2 or error.filename)
+    parts = [re.sub(rf"^\.(.+)\.[^.]+{re.escape(TEMP_SUFFIX)}$", r"\1", part) for part in path.split(os.sep)]
+    return os.sep.join(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -137,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in _FULL_OR_READ_ONLY:
             raise  # anything else is a bug: the traceback says where
-        where = f" writing {e.filename}" if e.filename else ""
+        where = f" writing {_written(e)}" if e.filename else ""
         print(f"ovdet {args.command}: error: {e.strerror}{where}; free some space or write elsewhere (outputs "
               "written so far are complete and valid)", file=sys.stderr)  # fmt: skip
         return 2
