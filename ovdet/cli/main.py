@@ -1,9 +1,9 @@
 """``ovdet`` entry point: subcommand dispatch; user errors become one line on stderr and exit status 2.
 
 Exit statuses: 0 done; 2 bad input or settings (one line on stderr, no traceback); 3 done, but some inputs could not
-be read and were skipped (``predict``, ``eval``: listed on stderr); 130 interrupted by Ctrl-C (SIGINT), 143 stopped
-by SIGTERM (what ``timeout`` and ``docker stop`` send) — in both cases outputs are closed and hold the work done. Any
-other status is a bug (with a traceback).
+be read and were skipped (``predict``, ``eval``, ``label``, ``stream`` of an image folder: listed on stderr); 130
+interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (what ``timeout`` and ``docker stop`` send) — in both cases
+outputs are closed and hold the work done. Any other status is a bug (with a traceback).
 """
 
 from __future__ import annotations

@@ -155,4 +155,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"no annotated video written to {video}: no frame was read", file=sys.stderr)
     if stats.json_lines:
         print(f"detections: {stats.json_lines}", file=sys.stderr)
+    skipped = [path for source in sources for path in source.skipped]
+    if skipped:  # done, but not with every input: exit status 3, as predict
+        print(f"ovdet stream: {len(skipped)} skipped (unreadable): {', '.join(skipped)}", file=sys.stderr)
+        return 3
     return 0

@@ -331,3 +331,12 @@ def test_no_output_replaces_the_model_it_runs(tmp_path, capsys):
         expect_error([*args, "--classes", "a"], "is one of the inputs", capsys)
     assert (tmp_path / "m.onnx").read_bytes() == b"my model" and (tmp_path / "saved" / "config.json").read_text() == "{}"
     assert (tmp_path / "te.safetensors").read_bytes() == b"my weights"
+
+
+def test_a_stream_of_images_reports_the_unreadable_one_and_exits_3(saved_model, folder_with_one_corrupt, tmp_path,
+                                                                    capsys):  # fmt: skip
+    js = tmp_path / "s.jsonl"
+    assert main(["stream", str(folder_with_one_corrupt), "--classes", "person", "--model", saved_model, "--imgsz", "64",
+                 "--json", str(js), "--no-progress"]) == 3  # fmt: skip
+    assert f"1 skipped (unreadable): {folder_with_one_corrupt / 'img07b.jpg'}" in capsys.readouterr().err
+    assert len(js.read_text().splitlines()) == 20
