@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary
         raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
     taken = _open_save_dir(save_dir, args.overwrite) if save_dir else set()  # before the JSON, which may live inside
+    if save_dir and json_path and Path(os.path.realpath(json_path.parent)) == save_dir:
+        taken.add(json_path.name)  # --json out/a.jpg: the annotated a.jpg becomes a_1.jpg, neither replaces the other
     skipped: list[str] = []
     done = 0
     writer = JsonArrayWriter(json_path, indent=None, what="--json file") if json_path else None

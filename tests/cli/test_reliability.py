@@ -340,3 +340,11 @@ def test_a_stream_of_images_reports_the_unreadable_one_and_exits_3(saved_model, 
                  "--json", str(js), "--no-progress"]) == 3  # fmt: skip
     assert f"1 skipped (unreadable): {folder_with_one_corrupt / 'img07b.jpg'}" in capsys.readouterr().err
     assert len(js.read_text().splitlines()) == 20
+
+
+def test_the_json_inside_the_save_folder_never_replaces_an_annotated_image(saved_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", str(BUS), "--classes", "person", "--model", saved_model, "--imgsz", "64",
+                 "--save", str(out), "--json", str(out / "bus.jpg")]) == 0  # fmt: skip
+    records = json.loads((out / "bus.jpg").read_text())
+    assert records[0]["saved"] == str(out / "bus_1.jpg") and cv2.imread(str(out / "bus_1.jpg")) is not None
