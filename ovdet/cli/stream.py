@@ -92,12 +92,20 @@ def _print_frame(result) -> None:  # noqa: ANN001 (a Result)
     print(f"{result.source} frame {result.frame_index}: {summary}", flush=True)
 
 
+def _modified(path: os.PathLike) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..engine.stream import check_display, run_stream, video_paths
     from ..errors import ConfigError, VocabularyError
     from ..fileio import check_output_file
+    from ..io.video import MAX_FPS
     from ..sources import Reconnect, open_sources
     from .common import check_outputs, prepare_compute
 
@@ -107,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes, args.classes_file, args.visual_prompts) if given else None
     if args.show:
         check_display()
-    if args.fps is not None and not args.fps > 0:
-        raise ConfigError(f"--fps must be > 0, got {args.fps}")
+    if args.fps is not None and not 0 < args.fps <= MAX_FPS:
+        raise ConfigError(f"--fps must be > 0 and at most {MAX_FPS} (MPEG-4's time base), got {args.fps}")
     videos = video_paths(args.out, len(args.source)) if args.out else []
     for video in videos:
         check_output_file(video, what="--out video", example="out.mp4")
@@ -123,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     reconnect = Reconnect(attempts=args.reconnect_attempts, backoff=args.reconnect_delay)
     # open (and check) every source before loading the model: a typo fails in a second, not after the load
     sources = open_sources(args.source, vid_stride=args.vid_stride, reconnect=reconnect)
+    before = {video: _modified(video) for video in videos}  # a video there already is not this run's
     printing = not (args.out or args.json or args.show)  # nothing else asked for: print detections, as predict does
     stats = None
     try:
@@ -142,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             source.close()
         if stats is None:  # stopped early (error, Ctrl-C, SIGTERM): say what was written
             for video in videos:
-                if video.exists():
+                if _modified(video) not in (None, before[video]):
                     print(f"annotated video (closed, playable): {video}", file=sys.stderr)
     summary = f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} FPS)"
     if any(s.live for s in sources):

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DisplayError, OutputError
 from ..fileio import JsonLinesWriter
-from ..io.video import VideoFileWriter, check_video_path
+from ..io.video import VideoFileWriter, check_fps, check_video_path
 from ..model import OVDetector
 from ..results import Result
 from ..sources import FrameSource, Reconnect, SourceSpec, open_sources
@@ -244,8 +244,8 @@ def run_stream(
     """
     if show:
         check_display()
-    if fps is not None and not fps > 0:
-        raise ConfigError(f"fps must be > 0, got {fps}")
+    if fps is not None:
+        check_fps(fps)
     if out is not None:
         check_video_path(out)
     sources = open_sources(source, vid_stride=vid_stride, reconnect=reconnect)

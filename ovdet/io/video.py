@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ConfigError, OutputError
 
-__all__ = ["VIDEO_CODECS", "VideoFileWriter", "check_video_path"]
+__all__ = ["MAX_FPS", "VIDEO_CODECS", "VideoFileWriter", "check_fps", "check_video_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,15 @@ def check_video_path(path: str | os.PathLike) -> Path:
     return path
 
 
+MAX_FPS = 65535  # MPEG-4 Part 2 counts time in at most 2**16 - 1 ticks a second; OpenCV hangs on inf, fails above
+
+
+def check_fps(fps: float) -> None:
+    """Raises ConfigError unless ``0 < fps <= MAX_FPS`` (a frame rate a video file can hold)."""
+    if not 0 < fps <= MAX_FPS:
+        raise ConfigError(f"a video's frame rate must be > 0 and at most {MAX_FPS} (MPEG-4's time base), got {fps}")
+
+
 class VideoFileWriter:
     """Write BGR frames to a video file at a fixed frame rate; the frame size is that of the first frame.
 
@@ -49,13 +58,12 @@ class VideoFileWriter:
         fps: Frames per second of the output.
 
     Raises:
-        ConfigError: an unsupported suffix or a frame rate <= 0; OpenCV cannot open the file for writing.
+        ConfigError: an unsupported suffix or a frame rate outside (0, MAX_FPS]; OpenCV cannot open the file for writing.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = check_video_path(path)
-        if not fps > 0:
-            raise ConfigError(f"a video's frame rate must be > 0, got {fps}")
+        check_fps(fps)
         self.fps = float(fps)
         self.frames = 0
         self.size: tuple[int, int] | None = None  # (width, height)

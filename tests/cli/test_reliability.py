@@ -348,3 +348,18 @@ def test_the_json_inside_the_save_folder_never_replaces_an_annotated_image(saved
                  "--save", str(out), "--json", str(out / "bus.jpg")]) == 0  # fmt: skip
     records = json.loads((out / "bus.jpg").read_text())
     assert records[0]["saved"] == str(out / "bus_1.jpg") and cv2.imread(str(out / "bus_1.jpg")) is not None
+
+
+def test_a_failed_stream_does_not_call_an_earlier_video_its_own(saved_model, tmp_path, monkeypatch, capsys):
+    from ovdet.io import video as video_module
+
+    clip = write_video(tmp_path / "clip.mp4", frames=4)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier video")
+    monkeypatch.setattr(video_module, "_frame_count", lambda path: 0)  # the disk filled up: the new one cannot finish
+    assert main(["stream", str(clip), "--classes", "person", "--model", saved_model, "--imgsz", "64", "--out", str(out),
+                 "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "does not play back" in err and "annotated video" not in err, err
+    assert out.read_bytes() == b"an earlier video"
+    expect_error(["stream", str(clip), "--classes", "person", "--fps", "inf", "--out", str(out)], "--fps must be", capsys)

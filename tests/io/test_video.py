@@ -81,3 +81,10 @@ def test_a_video_that_does_not_play_back_is_an_error_and_never_replaces_the_file
         writer.close()
     assert path.read_bytes() == b"an earlier video"  # not replaced by an unplayable file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # no temporary left
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 70000.0])
+def test_frame_rates_no_video_can_hold_are_refused_before_writing(tmp_path, fps):
+    # OpenCV spins forever on inf and fails to open above MPEG-4's 65,535 ticks a second
+    with pytest.raises(ConfigError, match="at most 65535"):
+        VideoFileWriter(tmp_path / "out.mp4", fps=fps)
