@@ -109,9 +109,10 @@ def test_a_stream_that_reads_no_frame_claims_no_video(saved_model, tmp_path, cap
     folder = tmp_path / "frames"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"junk")
-    assert main(["stream", str(folder), "--model", saved_model, "--out", str(tmp_path / "s.mp4")]) == 0
+    assert main(["stream", str(folder), "--model", saved_model, "--out", str(tmp_path / "s.mp4")]) == 3  # skipped
     err = capsys.readouterr().err
     assert "0 frames" in err and "annotated video: " not in err and "no annotated video written" in err
+    assert f"1 skipped (unreadable): {folder / 'a.jpg'}" in err
     assert not (tmp_path / "s.mp4").exists()
 
 
