@@ -84,7 +84,25 @@ def normalize_classes(classes: ClassSpec) -> tuple[tuple[str, ...], tuple[tuple[
         names.append(clean_name(name))
         prompts.append(tuple(clean_name(t) if isinstance(t, str) else t for t in texts))
     _check_unique(names)
+    _check_distinct_prompts(names, prompts)
     return tuple(names), tuple(prompts)
+
+
+def _check_distinct_prompts(names: Sequence[str], prompts: Sequence[tuple]) -> None:
+    """Two classes given the same text prompts get the same embedding: every object would score the same for both,
+    and the second would never be reported (``--classes "car=car, auto=car"``). The same error as two equal names."""
+    seen: dict[frozenset[str], str] = {}
+    for name, texts in zip(names, prompts):
+        if not all(isinstance(t, str) for t in texts):
+            continue  # visual prompts: examples differ even where records look alike
+        key = frozenset(class_key(t) for t in texts)
+        if key in seen:
+            raise VocabularyError(
+                f"duplicate classes: {seen[key]!r} and {name!r} have the same prompts ({', '.join(sorted(key))}), so "
+                "the text encoder gives them one embedding and only the first would ever be reported; give each class "
+                "prompts of its own, or make them one class"
+            )
+        seen[key] = name
 
 
 def _check_unique(names: Sequence[str]) -> None:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .errors import OutputError
 
@@ -38,6 +38,7 @@ __all__ = [
     "has_marker",
     "write_marker",
     "JsonArrayWriter",
+    "JsonLinesWriter",
     "save_safetensors",
 ]
 
@@ -243,6 +244,62 @@ def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata:
         raise
 
 
+_write = os.write  # the one system call that writes records (a test simulates a disk that fills up through it)
+
+
+def _append(fd: int, data: bytes, size: int) -> int:
+    """Write all of ``data`` at the end of ``fd`` (whose first ``size`` bytes are whole records); returns the new size.
+    If the write fails part-way (a full disk: ``ENOSPC``), the file is cut back to ``size`` and the error raised, so
+    no torn record is left behind."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[_write(fd, view) :]
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+            os.lseek(fd, size, os.SEEK_SET)
+        raise
+    return size + len(data)
+
+
+class JsonLinesWriter:
+    """JSON lines written record by record, straight to ``path`` (readable as they come, e.g. with ``tail -f``).
+
+    Each line is written whole or not at all (see :func:`_append`): after an error, a full disk, Ctrl-C or SIGTERM
+    the file holds one valid JSON object per line for every record written.
+
+    Args:
+        path: The file to write (replaced if it exists; checked with :func:`check_output_file`).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, what: str = "JSON lines output"):
+        self.path = check_output_file(path, what=what, example="out.jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+        self._size = 0
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+
+    def write(self, record: Any) -> None:
+        """Append one JSON-serialisable record as a line."""
+        assert self._fd is not None, "write after close"
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        self._size = _append(self._fd, line.encode("utf-8"), self._size)
+        self.count += 1
+
+    def close(self) -> None:
+        """Close the file (once; later calls do nothing)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> JsonLinesWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 class JsonArrayWriter:
     """A JSON array written record by record, valid at every stop.
 
@@ -262,32 +319,35 @@ class JsonArrayWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX, dir=self.path.parent)
         self._tmp = Path(tmp)
-        self._file: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8")
-        self._file.write("[")
+        self._fd: int | None = fd
+        self._size = 0  # bytes of whole records in the file: a failed write is cut back to it
+        self._size = _append(fd, b"[", self._size)
 
     def write(self, record: Any) -> None:
-        """Append one JSON-serialisable record."""
-        assert self._file is not None, "write after close"
+        """Append one JSON-serialisable record, whole or not at all (a write that fails, e.g. on a full disk, is
+        cut back out of the file before the error is raised, so the records before it still close into valid JSON).
+        """
+        assert self._fd is not None, "write after close"
         text = json.dumps(record, indent=self._indent, ensure_ascii=False)
-        self._file.write(("\n" if self.count == 0 else ",\n") + text)
-        self._file.flush()
+        self._size = _append(self._fd, (("\n" if self.count == 0 else ",\n") + text).encode("utf-8"), self._size)
         self.count += 1
 
     def close(self) -> None:
         """End the array and move the file into place (once; later calls do nothing)."""
-        if self._file is None:
+        if self._fd is None:
             return
-        file, self._file = self._file, None
+        fd, self._fd = self._fd, None
         try:
-            file.write("\n]\n")
-            file.flush()
-            os.fsync(file.fileno())
-            file.close()
+            _append(fd, b"\n]\n", self._size)
+            os.fsync(fd)
+            os.close(fd)
+            fd = None
             os.chmod(self._tmp, _umask_mode(0o666))
             os.replace(self._tmp, self.path)
         except BaseException:
-            with contextlib.suppress(OSError):
-                file.close()
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 self._tmp.unlink()
             raise

@@ -58,3 +58,16 @@ def test_class_files_from_windows_and_inline_comments(tmp_path):
     assert read_class_file(path) == {"red circle": ["red circle"], "blue ring": ["blue ring"], "c#": ["c#"]}
     with pytest.raises(VocabularyError, match="duplicate"):
         normalize_classes(["red circle", "red\u200b circle"])  # a zero-width space does not make a new class
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [{"r": "red circle", "s": "Red  Circle"}, ["red circle", "s=red circle"], {"a": ["x", "y"], "b": ["y", "x", "y"]}],
+)
+def test_two_classes_with_the_same_prompts_are_duplicates(classes):
+    # one embedding for both: every object scores the same for each, and the second class would never be reported
+    if isinstance(classes, list):
+        classes = parse_class_list(", ".join(classes))
+    with pytest.raises(VocabularyError, match="have the same prompts"):
+        normalize_classes(classes)
+    assert normalize_classes({"a": ["x", "y"], "b": ["y"]})[1] == (("x", "y"), ("y",))  # a shared prompt is fine

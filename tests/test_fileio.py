@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 
@@ -112,3 +114,38 @@ def test_json_array_is_valid_at_every_stop(tmp_path):
     with JsonArrayWriter(path):
         pass
     assert json.loads(path.read_text()) == []
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """Files of this process cannot grow past ``limit`` bytes (as on a disk that fills up): a write stops part-way,
+    then fails (EFBIG), as a write to a full disk does (ENOSPC)."""
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize("kind", ["array", "lines"])
+def test_a_record_cut_by_a_full_disk_is_taken_back_so_the_file_stays_valid(tmp_path, kind):
+    from ovdet.fileio import JsonLinesWriter
+
+    path = tmp_path / "d.json"
+    writer = JsonArrayWriter(path) if kind == "array" else JsonLinesWriter(path)
+    writer.write({"a": 1})
+    written = os.path.getsize(next(tmp_path.iterdir()))  # the temporary file, or the lines file itself
+    with file_size_limit(written + 20):  # room for the array's closing bracket, not for the next record
+        with pytest.raises(OSError) as error:
+            writer.write({"b": "x" * 100})
+        writer.close()
+    assert error.value.errno == errno.EFBIG
+    text = path.read_text()
+    records = json.loads(text) if kind == "array" else [json.loads(line) for line in text.splitlines()]
+    assert records == [{"a": 1}] and listing(tmp_path) == ["d.json"]

@@ -24,6 +24,7 @@ __all__ = [
     "set_classes",
     "prompt_images",
     "class_inputs",
+    "model_inputs",
     "probability",
     "positive_int",
 ]
@@ -181,6 +182,27 @@ def class_inputs(args: argparse.Namespace, classes: dict[str, list] | None) -> l
     inputs, like the images, that no output may replace (``--json prompts.json`` would destroy the prompts)."""
     files = [getattr(args, "classes_file", None), getattr(args, "visual_prompts", None)]
     return [f for f in files if f is not None] + prompt_images(classes)
+
+
+def model_inputs(args: argparse.Namespace) -> list[str]:
+    """Every file ``--model`` and ``--text-encoder`` read (an ONNX file and the text encoder found beside it, the files
+    of a saved model or bundle folder, a weights file in ``NAME:PATH``): inputs, like the images, that no output may
+    replace (``--json model.onnx`` would destroy the model)."""
+    found: list[str] = []
+    for spec in (getattr(args, "model", None), getattr(args, "text_encoder", None)):
+        if not spec:
+            continue
+        for path in {spec, spec.partition(":")[2]} - {""}:
+            path = os.path.expanduser(path)
+            if os.path.isdir(path):
+                found.extend(e.path for e in os.scandir(path) if e.is_file())
+            elif os.path.isfile(path):
+                found.append(path)
+                if path.endswith(".onnx"):  # load_onnx finds these beside it
+                    beside = os.path.dirname(path)
+                    found += [os.path.join(beside, "text_encoder.onnx"), path[: -len(".onnx")] + ".tokenizer.json",
+                              os.path.join(beside, "text_encoder.tokenizer.json")]  # fmt: skip
+    return found
 
 
 def set_classes(model: Predictor, classes: dict[str, list], imgsz: int | None) -> None:

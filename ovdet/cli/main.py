@@ -1,9 +1,9 @@
 """``ovdet`` entry point: subcommand dispatch; user errors become one line on stderr and exit status 2.
 
 Exit statuses: 0 done; 2 bad input or settings (one line on stderr, no traceback); 3 done, but some inputs could not
-be read and were skipped (``predict``, ``eval``: listed on stderr); 130 interrupted by Ctrl-C (SIGINT), 143 stopped
-by SIGTERM (what ``timeout`` and ``docker stop`` send) — in both cases outputs are closed and hold the work done. Any
-other status is a bug (with a traceback).
+be read and were skipped (``predict``, ``eval``, ``label``, ``stream`` of an image folder: listed on stderr); 130
+interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (what ``timeout`` and ``docker stop`` send) — in both cases
+outputs are closed and hold the work done. Any other status is a bug (with a traceback).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -92,6 +93,16 @@ def _in_finalizer(frame: object) -> bool:
     return False
 
 
+def _written(error: OSError) -> str:
+    """The file a failed write was for, as the user knows it: the destination of a copy or rename (``filename2``; a
+    copy names its source first) with every hidden temporary name (``.NAME.RANDOM.ovdet.tmp``) shown as ``NAME``."""
+    from ..fileio import TEMP_SUFFIX
+
+    path = os.fsdecode(error.filename2 or error.filename)
+    parts = [re.sub(rf"^\.(.+)\.[^.]+{re.escape(TEMP_SUFFIX)}$", r"\1", part) for part in path.split(os.sep)]
+    return os.sep.join(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -137,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in _FULL_OR_READ_ONLY:
             raise  # anything else is a bug: the traceback says where
-        where = f" writing {e.filename}" if e.filename else ""
+        where = f" writing {_written(e)}" if e.filename else ""
         print(f"ovdet {args.command}: error: {e.strerror}{where}; free some space or write elsewhere (outputs "
               "written so far are complete and valid)", file=sys.stderr)  # fmt: skip
         return 2

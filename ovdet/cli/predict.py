@@ -60,10 +60,10 @@ def _check_outputs(
     class options read (the classes and prompts files, the visual prompts' images) are inputs too."""
     from ..errors import OutputError
     from ..fileio import check_output_dir, check_output_file, has_marker
-    from .common import check_outputs, class_inputs, prompt_images
+    from .common import check_outputs, class_inputs, model_inputs, prompt_images
 
     json_path = check_output_file(args.json, what="--json file") if args.json else None
-    check_outputs({"--json": args.json}, [*args.source, *class_inputs(args, classes)])
+    check_outputs({"--json": args.json}, [*args.source, *class_inputs(args, classes), *model_inputs(args)])
     if not args.save:
         return None, json_path
     save = Path(os.path.realpath(args.save))
@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     elif not model.names:  # a saved model (e.g. converted from YOLO-World) may carry its own vocabulary
         raise VocabularyError('this model has no classes of its own; pass --classes "person,bus" or --classes-file FILE')
     taken = _open_save_dir(save_dir, args.overwrite) if save_dir else set()  # before the JSON, which may live inside
+    if save_dir and json_path and Path(os.path.realpath(json_path.parent)) == save_dir:
+        taken.add(json_path.name)  # --json out/a.jpg: the annotated a.jpg becomes a_1.jpg, neither replaces the other
     skipped: list[str] = []
     done = 0
     writer = JsonArrayWriter(json_path, indent=None, what="--json file") if json_path else None

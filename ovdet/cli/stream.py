@@ -10,6 +10,7 @@ from .common import (
     add_class_args,
     add_model_args,
     class_inputs,
+    model_inputs,
     parse_classes,
     positive_int,
     probability,
@@ -91,12 +92,20 @@ def _print_frame(result) -> None:  # noqa: ANN001 (a Result)
     print(f"{result.source} frame {result.frame_index}: {summary}", flush=True)
 
 
+def _modified(path: os.PathLike) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ..engine.stream import check_display, run_stream, video_paths
     from ..errors import ConfigError, VocabularyError
     from ..fileio import check_output_file
+    from ..io.video import MAX_FPS
     from ..sources import Reconnect, open_sources
     from .common import check_outputs, prepare_compute
 
@@ -106,15 +115,15 @@ def run(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes, args.classes_file, args.visual_prompts) if given else None
     if args.show:
         check_display()
-    if args.fps is not None and not args.fps > 0:
-        raise ConfigError(f"--fps must be > 0, got {args.fps}")
+    if args.fps is not None and not 0 < args.fps <= MAX_FPS:
+        raise ConfigError(f"--fps must be > 0 and at most {MAX_FPS} (MPEG-4's time base), got {args.fps}")
     videos = video_paths(args.out, len(args.source)) if args.out else []
     for video in videos:
         check_output_file(video, what="--out video", example="out.mp4")
     if args.json:
         check_output_file(args.json, what="--json file", example="out.jsonl")
     check_outputs({**{f"--out ({v.name})" if len(videos) > 1 else "--out": v for v in videos}, "--json": args.json},
-                  [*args.source, *class_inputs(args, classes)])  # fmt: skip
+                  [*args.source, *class_inputs(args, classes), *model_inputs(args)])  # fmt: skip
     # a frame of each source per pass
     device = prepare_compute(args.device, args.threads, args.imgsz, len(args.source), model=args.model)
     if not getattr(args, "verbose", False):
@@ -122,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     reconnect = Reconnect(attempts=args.reconnect_attempts, backoff=args.reconnect_delay)
     # open (and check) every source before loading the model: a typo fails in a second, not after the load
     sources = open_sources(args.source, vid_stride=args.vid_stride, reconnect=reconnect)
+    before = {video: _modified(video) for video in videos}  # a video there already is not this run's
     printing = not (args.out or args.json or args.show)  # nothing else asked for: print detections, as predict does
     stats = None
     try:
@@ -141,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             source.close()
         if stats is None:  # stopped early (error, Ctrl-C, SIGTERM): say what was written
             for video in videos:
-                if video.exists():
+                if _modified(video) not in (None, before[video]):
                     print(f"annotated video (closed, playable): {video}", file=sys.stderr)
     summary = f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} FPS)"
     if any(s.live for s in sources):
@@ -154,4 +164,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"no annotated video written to {video}: no frame was read", file=sys.stderr)
     if stats.json_lines:
         print(f"detections: {stats.json_lines}", file=sys.stderr)
+    skipped = [path for source in sources for path in source.skipped]
+    if skipped:  # done, but not with every input: exit status 3, as predict
+        print(f"ovdet stream: {len(skipped)} skipped (unreadable): {', '.join(skipped)}", file=sys.stderr)
+        return 3
     return 0

@@ -8,7 +8,6 @@ is always playable and the JSON lines file holds one line per frame written.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -20,14 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ConfigError, DisplayError
-from ..io.video import VideoFileWriter, check_video_path
+from ..errors import ConfigError, DisplayError, OutputError
+from ..fileio import JsonLinesWriter
+from ..io.video import VideoFileWriter, check_fps, check_video_path
 from ..model import OVDetector
 from ..results import Result
 from ..sources import FrameSource, Reconnect, SourceSpec, open_sources
@@ -125,7 +124,7 @@ class _OutputWriter:
     An error on the writer thread is raised by the next ``put`` or by ``raise_error``.
     """
 
-    def __init__(self, videos: dict[str, VideoFileWriter], json_file: IO[str] | None, size: int = 8):
+    def __init__(self, videos: dict[str, VideoFileWriter], json_file: JsonLinesWriter | None, size: int = 8):
         self._videos, self._json = videos, json_file
         self._queue: queue.Queue[tuple[Result, np.ndarray | None] | None] = queue.Queue(size)
         self._error: BaseException | None = None
@@ -152,8 +151,7 @@ class _OutputWriter:
                 if video is not None:
                     video.write(annotated if annotated is not None else result.plot())
                 if self._json is not None:
-                    self._json.write(json.dumps(result.to_dict()) + "\n")
-                    self._json.flush()  # a stopped run keeps every line written so far
+                    self._json.write(result.to_dict())  # whole lines, written at once: a stopped run keeps them
         except BaseException as e:  # raised on the main thread
             self._error = e
 
@@ -170,7 +168,10 @@ class _OutputWriter:
             self._thread.join()
         finally:
             for video in self._videos.values():
-                video.close()
+                try:
+                    video.close()
+                except OutputError as e:  # a video that does not play back: raised by raise_error, after the rest
+                    self._error = self._error or e
             if self._json is not None:
                 self._json.close()
 
@@ -183,10 +184,11 @@ def _show(name: str, image: np.ndarray) -> bool:
     return key not in (ord("q"), 27) and cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) >= 1
 
 
-def _open_json_lines(path: Path) -> IO[str]:
+def _open_json_lines(path: Path) -> JsonLinesWriter:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("w", encoding="utf-8")
+        return JsonLinesWriter(path, what="--json file")
+    except OutputError:
+        raise
     except OSError as e:
         raise ConfigError(f"cannot write detections to {path}: {e.strerror or e}; choose another --json path") from e
 
@@ -242,8 +244,8 @@ def run_stream(
     """
     if show:
         check_display()
-    if fps is not None and not fps > 0:
-        raise ConfigError(f"fps must be > 0, got {fps}")
+    if fps is not None:
+        check_fps(fps)
     if out is not None:
         check_video_path(out)
     sources = open_sources(source, vid_stride=vid_stride, reconnect=reconnect)

@@ -111,6 +111,7 @@ class FrameSource:
         frame_count: Frames in a finite source (as its container declares), ``None`` for live sources.
         size: ``(width, height)`` of the frames when known up front, else ``None``.
         vid_stride: Only every ``vid_stride``-th frame is delivered.
+        skipped: Inputs that could not be read and were left out (an unreadable image of a folder), as they are met.
     """
 
     live = False
@@ -122,6 +123,7 @@ class FrameSource:
         self.fps: float | None = None
         self.frame_count: int | None = None
         self.size: tuple[int, int] | None = None
+        self.skipped: list[str] = []  # inputs that could not be read and were left out (an image of a folder)
         self._buffer = _FrameBuffer(buffer_size, drop_oldest=self.live)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 class ImageSequenceSource(FrameSource):
-    """Images read in order as the frames of a stream; an unreadable image is skipped with a warning.
+    """Images read in order as the frames of a stream; an unreadable image is skipped with a warning and listed in
+    :attr:`skipped`.
 
     Args:
         images: A folder (its images, sorted), a glob, an image file, or a list of image files and BGR arrays;
@@ -38,6 +39,8 @@ class ImageSequenceSource(FrameSource):
                 image, path = read_image(self._items[index])
             except SourceError as e:
                 logger.warning("skipping frame %d: %s", index, e)
+                self.skipped.append(str(self._items[index]) if isinstance(self._items[index], (str, os.PathLike))
+                                    else f"frame {index}")  # fmt: skip
                 continue
             if not emit(image, index, None, path):
                 return

@@ -71,3 +71,26 @@ def test_a_signal_lost_in_a_finalizer_is_raised_again_outside_it_as_itself():
         signal.signal(signal.SIGALRM, previous)
         cli_main.STOP.clear()
         cli_main._pending.clear()
+
+
+@pytest.mark.parametrize(
+    "error, shown",
+    [  # a copy names its source first (shutil), the destination second; temporaries are named for what they become
+        (OSError(28, "No space left on device", "/photos/a.jpg", None, "/ds/images/a.jpg"), "writing /ds/images/a.jpg"),
+        (OSError(28, "No space left on device", "/runs/r/.last.gt8hqnmx.ovdet.tmp/model.safetensors"),
+         "writing /runs/r/last/model.safetensors"),  # fmt: skip
+        (OSError(30, "Read-only file system", "/o/.out.json.a_b1.ovdet.tmp"), "writing /o/out.json"),
+    ],
+)
+def test_a_full_or_read_only_disk_names_the_file_being_written_not_a_source_or_a_temporary(
+    error, shown, monkeypatch, capsys
+):
+    from ovdet.cli import predict
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(predict, "run", fail)
+    assert cli_main.main(["predict", "x.jpg", "--classes", "a"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"error: {error.strerror} {shown};" in err, err

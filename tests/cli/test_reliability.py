@@ -109,9 +109,10 @@ def test_a_stream_that_reads_no_frame_claims_no_video(saved_model, tmp_path, cap
     folder = tmp_path / "frames"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"junk")
-    assert main(["stream", str(folder), "--model", saved_model, "--out", str(tmp_path / "s.mp4")]) == 0
+    assert main(["stream", str(folder), "--model", saved_model, "--out", str(tmp_path / "s.mp4")]) == 3  # skipped
     err = capsys.readouterr().err
     assert "0 frames" in err and "annotated video: " not in err and "no annotated video written" in err
+    assert f"1 skipped (unreadable): {folder / 'a.jpg'}" in err
     assert not (tmp_path / "s.mp4").exists()
 
 
@@ -315,3 +316,51 @@ def test_an_interrupted_eval_leaves_no_stale_metrics(saved_model, tmp_path, monk
         evaluate(model, load_split(data, "val"), imgsz=64, out_dir=tmp_path / "e", progress=False)
     assert not (tmp_path / "e" / "metrics.json").exists()  # not the last run's beside this run's predictions
     assert json.loads((tmp_path / "e" / "predictions.json").read_text()) == []
+
+
+def test_no_output_replaces_the_model_it_runs(tmp_path, capsys):
+    (tmp_path / "m.onnx").write_bytes(b"my model")
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "config.json").write_text("{}")
+    (tmp_path / "te.safetensors").write_bytes(b"my weights")
+    bus = str(BUS)
+    for args in (["predict", bus, "--model", str(tmp_path / "m.onnx"), "--json", str(tmp_path / "m.onnx")],
+                 ["stream", bus, "--model", str(tmp_path / "m.onnx"), "--json", str(tmp_path / "m.onnx")],
+                 ["predict", bus, "--model", str(tmp_path / "saved"), "--json", str(tmp_path / "saved" / "config.json")],
+                 ["predict", bus, "--text-encoder", f"ViT-B-32:{tmp_path / 'te.safetensors'}", "--json",
+                  str(tmp_path / "te.safetensors")]):  # fmt: skip
+        expect_error([*args, "--classes", "a"], "is one of the inputs", capsys)
+    assert (tmp_path / "m.onnx").read_bytes() == b"my model" and (tmp_path / "saved" / "config.json").read_text() == "{}"
+    assert (tmp_path / "te.safetensors").read_bytes() == b"my weights"
+
+
+def test_a_stream_of_images_reports_the_unreadable_one_and_exits_3(saved_model, folder_with_one_corrupt, tmp_path,
+                                                                    capsys):  # fmt: skip
+    js = tmp_path / "s.jsonl"
+    assert main(["stream", str(folder_with_one_corrupt), "--classes", "person", "--model", saved_model, "--imgsz", "64",
+                 "--json", str(js), "--no-progress"]) == 3  # fmt: skip
+    assert f"1 skipped (unreadable): {folder_with_one_corrupt / 'img07b.jpg'}" in capsys.readouterr().err
+    assert len(js.read_text().splitlines()) == 20
+
+
+def test_the_json_inside_the_save_folder_never_replaces_an_annotated_image(saved_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", str(BUS), "--classes", "person", "--model", saved_model, "--imgsz", "64",
+                 "--save", str(out), "--json", str(out / "bus.jpg")]) == 0  # fmt: skip
+    records = json.loads((out / "bus.jpg").read_text())
+    assert records[0]["saved"] == str(out / "bus_1.jpg") and cv2.imread(str(out / "bus_1.jpg")) is not None
+
+
+def test_a_failed_stream_does_not_call_an_earlier_video_its_own(saved_model, tmp_path, monkeypatch, capsys):
+    from ovdet.io import video as video_module
+
+    clip = write_video(tmp_path / "clip.mp4", frames=4)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier video")
+    monkeypatch.setattr(video_module, "_frame_count", lambda path: 0)  # the disk filled up: the new one cannot finish
+    assert main(["stream", str(clip), "--classes", "person", "--model", saved_model, "--imgsz", "64", "--out", str(out),
+                 "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "does not play back" in err and "annotated video" not in err, err
+    assert out.read_bytes() == b"an earlier video"
+    expect_error(["stream", str(clip), "--classes", "person", "--fps", "inf", "--out", str(out)], "--fps must be", capsys)

@@ -100,3 +100,14 @@ def test_show_with_a_headless_opencv_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(engine_stream.cv2, "getBuildInformation", lambda: "  GUI:                           NONE\n")
     with pytest.raises(DisplayError, match="pip install opencv-python"):
         engine_stream.check_display()
+
+
+def test_a_video_the_disk_could_not_hold_is_an_error_not_a_success(model, video, tmp_path, monkeypatch):
+    from ovdet.errors import OutputError
+    from ovdet.io import video as video_module
+
+    monkeypatch.setattr(video_module, "_frame_count", lambda path: 0)  # what a full disk leaves: no MP4 index
+    with pytest.raises(OutputError, match="does not play back its 16 frames"):
+        run_stream(model, video, out=tmp_path / "out.mp4", json_lines=tmp_path / "d.jsonl", imgsz=IMGSZ,
+                   progress=False)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"] and len(json_lines(tmp_path / "d.jsonl")) == 16

@@ -51,3 +51,40 @@ def test_unsupported_suffix_and_fps_are_config_errors(tmp_path):
         VideoFileWriter(tmp_path / "out.gif", fps=10)
     with pytest.raises(ConfigError, match="frame rate must be > 0"):
         VideoFileWriter(tmp_path / "out.mp4", fps=0)
+
+
+class _DiskFullAtRelease:
+    """An OpenCV writer on a disk that fills up: OpenCV reports nothing, the index is never written."""
+
+    def __init__(self, writer, path):
+        self.writer, self.path = writer, path
+
+    def write(self, image):
+        self.writer.write(image)
+
+    def release(self):
+        self.writer.release()
+        with open(self.path, "r+b") as f:
+            f.truncate(4096)  # what a full disk left: the first blocks, no MP4 index
+
+
+def test_a_video_that_does_not_play_back_is_an_error_and_never_replaces_the_file(tmp_path):
+    from ovdet.errors import OutputError
+
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"an earlier video")
+    writer = VideoFileWriter(path, fps=10)
+    for i in range(30):
+        writer.write(shapes_frame(i))
+    writer._writer = _DiskFullAtRelease(writer._writer, writer._tmp)
+    with pytest.raises(OutputError, match="does not play back its 30 frames"):
+        writer.close()
+    assert path.read_bytes() == b"an earlier video"  # not replaced by an unplayable file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # no temporary left
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 70000.0])
+def test_frame_rates_no_video_can_hold_are_refused_before_writing(tmp_path, fps):
+    # OpenCV spins forever on inf and fails to open above MPEG-4's 65,535 ticks a second
+    with pytest.raises(ConfigError, match="at most 65535"):
+        VideoFileWriter(tmp_path / "out.mp4", fps=fps)
