@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError, OutputError
 from ..fileio import TEMP_SUFFIX, check_output_dir, has_marker
-from ..io.dataset_folder import SPLITS
+from ..io.dataset_folder import SPLITS, remove_file
 from ..io.journal import read_journal
 from ..prompts import is_visual, prompt_to_json
 
@@ -127,21 +127,16 @@ def check_links(out: Path) -> None:
 def remove_run(out: Path, records: list[dict[str, Any]]) -> None:
     """Delete what an earlier run wrote in ``out``: its files, by name, then the folders they leave empty. A file
     of the user's there (in ``annotations/`` or ``labels/`` too) is kept, and so is the folder holding it."""
-
-    def remove(path: Path) -> None:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-
     for record in records:
         name = str(record.get("name") or "")
         if name and Path(name).name == name:  # a journal line naming a path elsewhere is not followed
             for split in SPLITS:
-                remove(out / "images" / split / name)
-                remove(out / "labels" / split / (Path(name).stem + ".txt"))
+                remove_file(out / "images" / split / name)
+                remove_file(out / "labels" / split / (Path(name).stem + ".txt"))
     for name in _OURS:
-        remove(out / name)
-    for folder in (*(out / k / s for k in ("images", "labels") for s in SPLITS), out / "images", out / "labels",
-                   out / "annotations", out / "labelstudio"):  # fmt: skip
+        remove_file(out / name)
+    # the folders a run writes into, then their parents, once emptied (never `out` itself)
+    for folder in (*_run_folders(out)[1:], out / "images", out / "labels"):
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
 
@@ -158,8 +153,7 @@ def remove_stale_temps(out: Path) -> None:
     for folder in _run_folders(out):
         if folder.is_dir() and not folder.is_symlink():
             for stale in folder.glob(f".*{TEMP_SUFFIX}"):
-                if stale.is_file() or stale.is_symlink():
-                    stale.unlink()
+                remove_file(stale)
 
 
 def _rows_apart(old: Any, new: dict[str, list[float]]) -> list[str]:

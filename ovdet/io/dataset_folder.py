@@ -39,7 +39,7 @@ from ..fileio import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text
 from .label_formats import LabelRecord, class_summary, coco_dataset, dumps, labelstudio_config, labelstudio_tasks
 from .label_formats import yolo_lines
 
-__all__ = ["SPLITS", "FORMATS", "split_key", "likely_split", "assign_splits", "store_image", "write_dataset"]
+__all__ = ["SPLITS", "FORMATS", "split_key", "likely_split", "assign_splits", "store_image", "write_dataset", "remove_file"]
 
 SPLITS = ("train", "val")
 FORMATS = ("coco", "yolo", "labelstudio")
@@ -114,7 +114,8 @@ def _update_small(path: Path, text: str) -> None:
     _write_small(path, text)
 
 
-def _remove(path: Path) -> None:
+def remove_file(path: Path) -> None:
+    """Delete ``path`` if it is a file or a link (a link's target is never touched); a folder or nothing is left."""
     if path.is_symlink() or path.is_file():
         path.unlink()
 
@@ -128,12 +129,12 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
             here.parent.mkdir(parents=True, exist_ok=True)  # frames of one video alone: no image made `val` yet
             os.replace(there, here)
         return
-    _remove(there)
+    remove_file(there)
     if here.is_symlink() or here.exists():
         return
     here.parent.mkdir(parents=True, exist_ok=True)
     tmp = here.with_name(f".{record.name}{TEMP_SUFFIX}")
-    _remove(tmp)
+    remove_file(tmp)
     try:
         if copy:
             shutil.copy2(record.source, tmp)
@@ -141,7 +142,7 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
             os.symlink(record.source, tmp)
         os.replace(tmp, here)
     except BaseException:  # a full disk, a source gone, Ctrl-C in a long copy: no partial file stays behind
-        _remove(tmp)
+        remove_file(tmp)
         raise
 
 
@@ -196,7 +197,7 @@ def write_dataset(
         if "yolo" in formats:
             stem = Path(r.name).stem + ".txt"
             _update_small(out / "labels" / s / stem, yolo_lines(r))
-            _remove(out / "labels" / ("val" if s == "train" else "train") / stem)
+            remove_file(out / "labels" / ("val" if s == "train" else "train") / stem)
     for s in SPLITS:
         (out / "images" / s).mkdir(parents=True, exist_ok=True)
     val_split = "val" if per_split["val"] else "train"  # no image to hold out (one image, or --split 1): train again
