@@ -188,6 +188,8 @@ def model_inputs(args: argparse.Namespace) -> list[str]:
     """Every file ``--model`` and ``--text-encoder`` read (an ONNX file and the text encoder found beside it, the files
     of a saved model or bundle folder, a weights file in ``NAME:PATH``): inputs, like the images, that no output may
     replace (``--json model.onnx`` would destroy the model)."""
+    from ..runtime.session import TEXT_ENCODER_FILE, tokenizer_path  # torch-free, like the rest of this module
+
     found: list[str] = []
     for spec in (getattr(args, "model", None), getattr(args, "text_encoder", None)):
         if not spec:
@@ -199,9 +201,8 @@ def model_inputs(args: argparse.Namespace) -> list[str]:
             elif os.path.isfile(path):
                 found.append(path)
                 if path.endswith(".onnx"):  # load_onnx finds these beside it
-                    beside = os.path.dirname(path)
-                    found += [os.path.join(beside, "text_encoder.onnx"), path[: -len(".onnx")] + ".tokenizer.json",
-                              os.path.join(beside, "text_encoder.tokenizer.json")]  # fmt: skip
+                    encoder = os.path.join(os.path.dirname(path), TEXT_ENCODER_FILE)
+                    found += [encoder, str(tokenizer_path(path)), str(tokenizer_path(encoder))]
     return found
 
 
