@@ -133,7 +133,9 @@ def _place_image(out: Path, record: LabelRecord, split: str, copy: bool) -> None
     if here.is_symlink() or here.exists():
         return
     here.parent.mkdir(parents=True, exist_ok=True)
-    tmp = here.with_name(f".{record.name}{TEMP_SUFFIX}")
+    # a link cannot be made by mkstemp: the pid stands in for its random part, so the name has the shape of every
+    # other ovdet temporary (.NAME.PART.ovdet.tmp), which errors show as NAME
+    tmp = here.with_name(f".{record.name}.{os.getpid()}{TEMP_SUFFIX}")
     remove_file(tmp)
     try:
         if copy:

@@ -80,6 +80,8 @@ def test_a_signal_lost_in_a_finalizer_is_raised_again_outside_it_as_itself():
         (OSError(28, "No space left on device", "/runs/r/.last.gt8hqnmx.ovdet.tmp/model.safetensors"),
          "writing /runs/r/last/model.safetensors"),  # fmt: skip
         (OSError(30, "Read-only file system", "/o/.out.json.a_b1.ovdet.tmp"), "writing /o/out.json"),
+        (OSError(28, "No space left on device", "/photos/a.jpg", None, "/ds/images/train/.a.jpg.4242.ovdet.tmp"),
+         "writing /ds/images/train/a.jpg"),  # a dataset's image, copied to its temporary  # fmt: skip
     ],
 )
 def test_a_full_or_read_only_disk_names_the_file_being_written_not_a_source_or_a_temporary(

@@ -1,6 +1,7 @@
 """The dataset folder: an exact, seeded, order-independent split; links, never moves of the user's images."""
 
 import os
+import re
 
 import cv2
 import numpy as np
@@ -127,6 +128,8 @@ def test_a_failed_copy_leaves_no_partial_file(tmp_path, monkeypatch):
     source.write_bytes(b"\xff\xd8 pixels")
 
     def half_a_copy(src, dst):
+        # the shape of every ovdet temporary, .NAME.PART.ovdet.tmp, which the CLI's disk errors show as NAME
+        assert re.fullmatch(r"\.a\.jpg\.\d+\.ovdet\.tmp", os.path.basename(dst)), dst
         open(dst, "wb").write(b"\xff")
         raise OSError(28, "No space left on device")
 
